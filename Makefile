@@ -1,0 +1,37 @@
+# provision: set-up, tests and the offline quickstart. Everything runs from a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test lint typecheck unit quickstart schema bench clean
+
+# torch first, by exact version: a plain "torch" requirement would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check provisioning tests bench models examples
+	$(BIN)/ruff format --check provisioning tests bench models examples
+
+typecheck: setup
+	$(BIN)/mypy provisioning
+
+test: setup lint typecheck
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q
+
+schema: setup
+	$(BIN)/provision schema > schema/stack.schema.json
+
+quickstart: setup
+	$(BIN)/provision validate stack.yaml
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

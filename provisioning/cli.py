@@ -1,0 +1,175 @@
+"""The ``provision`` command line: parse, call the library, render, exit.
+
+This is the only module that prints or exits. Every command is a thin shell over a typed library
+function; its output goes to stdout (one JSON document with ``--output json``), logs and progress
+to stderr. Exit codes: 0 success, 1 any failure, 2 changes pending (``plan --detailed-exitcode``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from provisioning.errors import ProvisionError, SpecError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CHANGES = 2
+
+
+def _emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, sort_keys=False, default=str))
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_FAILURE)
+
+
+def output_option(func: F) -> F:
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="text for people, json for programs (one document on stdout)",
+    )(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="provisioning", prog_name="provision")
+def cli() -> None:
+    """Declarative provisioning of image similarity search on Elasticsearch."""
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path))
+@output_option
+def validate(stack: Path, output: str) -> None:
+    """Check STACK without contacting a cluster; exit 0 when valid, 1 when not."""
+    from provisioning.spec import load_stack
+
+    try:
+        loaded = load_stack(stack)
+    except SpecError as exc:
+        if output == "json":
+            _emit_json({"valid": False, "stack": str(stack), "issues": [_issue_json(i) for i in exc.issues]})
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        count = len(exc.issues)
+        click.echo(f"{stack}: invalid ({count} problem{'s' if count != 1 else ''})", err=True)
+        sys.exit(EXIT_FAILURE)
+    spec = loaded.spec
+    counts = {
+        "models": len(spec.models),
+        "encoders": len(spec.encoders),
+        "inference_endpoints": len(spec.inference_endpoints),
+        "component_templates": len(spec.component_templates),
+        "index_templates": len(spec.index_templates),
+        "pipelines": len(spec.pipelines),
+        "indices": len(spec.indices),
+        "ingest": len(spec.ingest),
+        "smoke_tests": len(spec.smoke_tests),
+    }
+    if output == "json":
+        _emit_json({"valid": True, "stack": str(stack), "name": spec.name, "counts": counts})
+        return
+    parts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
+    click.echo(f"{stack}: valid stack '{spec.name}' ({parts or 'empty'})")
+
+
+def _issue_json(issue: Any) -> dict[str, Any]:
+    loc = issue.location
+    return {
+        "file": str(loc.file if loc else issue.file),
+        "line": loc.line if loc else None,
+        "column": loc.column if loc else None,
+        "path": issue.path,
+        "message": issue.message,
+    }
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema (draft 2020-12) of stack.yaml."""
+    from provisioning.spec.schema import stack_schema_json
+
+    click.echo(stack_schema_json(), nl=False)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="interface to listen on")
+@click.option("--port", default=9200, show_default=True, type=int, help="port to listen on (0: any free port)")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), help="persist state here")
+@click.option("--ml-memory", default="4gb", show_default=True, help="native memory the ML node offers deployments")
+@click.option("--license", "license_type", type=click.Choice(["basic", "trial"]), default="basic", show_default=True)
+@click.option("--deployment-delay", default=0.5, show_default=True, type=float, help="seconds in each deployment state")
+@click.option("--fault-bulk-429", default=0.0, type=float, help="fraction of bulk items refused with 429")
+@click.option("--fault-503", default=0.0, type=float, help="fraction of requests answered 503")
+@click.option("--fault-latency-ms", default=0.0, type=float, help="latency added to every request")
+@click.option("--fault-seed", default=0, type=int, help="seed of the fault injection")
+def sandbox(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    ml_memory: str,
+    license_type: str,
+    deployment_delay: float,
+    fault_bulk_429: float,
+    fault_503: float,
+    fault_latency_ms: float,
+    fault_seed: int,
+) -> None:
+    """Run a local Elasticsearch-compatible server for development and CI (not for production)."""
+    from provisioning.sandbox import Faults, SandboxConfig, SandboxServer
+    from provisioning.units import parse_bytes
+
+    config = SandboxConfig(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        ml_memory_bytes=parse_bytes(ml_memory),
+        license=license_type,
+        deployment_start_delay_s=deployment_delay,
+        allocation_delay_s=deployment_delay,
+        faults=Faults(fault_bulk_429, fault_503, fault_latency_ms, fault_seed),
+    )
+    try:
+        server = SandboxServer(config)
+    except OSError as exc:
+        raise ProvisionError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    click.echo(f"sandbox listening on {server.url} (Elasticsearch 9 API subset; for development and CI only)", err=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps click's usage errors (exit 2 by default) to 1, keeping 2 for 'changes pending'."""
+    try:
+        cli.main(args=argv, prog_name="provision", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_FAILURE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_FAILURE)
+    except ProvisionError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

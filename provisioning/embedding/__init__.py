@@ -1,0 +1,1 @@
+"""Models that turn text and images into vectors: tracing for Elasticsearch, local encoders."""

@@ -1,0 +1,301 @@
+"""Cross-reference checks: what a cluster would only reveal later, found from the spec alone."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from provisioning.embedding.inspect import ModelDirError, inspect_model_dir
+from provisioning.errors import SpecIssue
+from provisioning.mappings import dense_vector_fields, find_field, patterns_overlap
+from provisioning.spec.model import EncoderSpec, ModelSpec, SourceSpec, TemplateBody
+from provisioning.spec.source import PathKey
+from provisioning.spec.stack import Stack
+
+# Elasticsearch 9 dense_vector limits (DenseVectorFieldMapper).
+MAX_DIMS = 4096
+SIMILARITIES = {"cosine", "dot_product", "l2_norm", "max_inner_product"}
+ELEMENT_TYPES = {"float", "byte", "bit", "bfloat16"}
+INDEX_OPTION_TYPES = {"hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat", "bbq_disk"}
+
+
+@dataclass(frozen=True)
+class Embedder:
+    """What fills or queries a vector field: a model or an encoder, with its output facts."""
+
+    kind: str  # "model" or "encoder"
+    name: str
+    dims: int | None
+    normalized: bool
+
+
+def _hint(name: str, choices: Mapping[str, Any] | list[str]) -> str:
+    options = list(choices)
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    if options:
+        return f"; declared: {', '.join(sorted(options))}"
+    return "; none are declared"
+
+
+class Checker:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.spec = stack.spec
+        self.issues: list[SpecIssue] = []
+        self.embedders: dict[tuple[str, str], Embedder] = {}
+
+    def add(self, path: PathKey, message: str) -> None:
+        self.issues.append(self.stack.located.issue(path, message))
+
+    # -- models and encoders -----------------------------------------------------------------
+    def _source_facts(self, source: SourceSpec, declared_dims: int | None, at: PathKey) -> tuple[int | None, bool]:
+        if source.path is None:
+            if declared_dims is None:
+                self.add(
+                    at + ("dims",),
+                    "declare 'dims' for a hub source (its config cannot be read without downloading it)",
+                )
+            return declared_dims, False
+        directory = self.stack.resolve(source.path)
+        try:
+            info = inspect_model_dir(directory)
+        except ModelDirError as exc:
+            self.add(at + ("source", "path"), str(exc))
+            return declared_dims, False
+        if declared_dims is not None and declared_dims != info.dims:
+            self.add(at + ("dims",), f"dims is {declared_dims} but the model at {source.path} outputs {info.dims}")
+        return info.dims, info.normalized
+
+    def check_models(self) -> None:
+        seen_ids: dict[str, str] = {}
+        for name, model in self.spec.models.items():
+            at: PathKey = ("models", name)
+            dims, normalized = self._source_facts(model.source, model.dims, at)
+            if model.normalized is not None:
+                normalized = model.normalized
+            self.embedders[("model", name)] = Embedder("model", name, dims, normalized)
+            ids = [("model_id", model.model_id)]
+            if model.alias:
+                ids.append(("alias", model.alias))
+            if model.deployment and model.deployment.deployment_id:
+                ids.append(("deployment.deployment_id", model.deployment.deployment_id))
+            for key, value in ids:
+                if value in seen_ids and seen_ids[value] != f"{name}.{key}":
+                    self.add(at + tuple(key.split(".")), f"'{value}' is also used by models.{seen_ids[value]}")
+                seen_ids.setdefault(value, f"{name}.{key}")
+            if model.task_type != "text_embedding" and model.dims is not None:
+                self.add(at + ("dims",), "dims applies only to task_type text_embedding")
+
+    def check_encoders(self) -> None:
+        for name, encoder in self.spec.encoders.items():
+            dims, normalized = self._source_facts(encoder.source, encoder.dims, ("encoders", name))
+            self.embedders[("encoder", name)] = Embedder("encoder", name, dims, normalized or encoder.normalize)
+
+    def check_endpoints(self) -> None:
+        for name, endpoint in self.spec.inference_endpoints.items():
+            at: PathKey = ("inference_endpoints", name, "model")
+            model = self.spec.models.get(endpoint.model)
+            if model is None:
+                self.add(at, f"model '{endpoint.model}' is not declared under models{_hint(endpoint.model, self.spec.models)}")
+            elif model.deployment is None:
+                self.add(at, f"model '{endpoint.model}' has no deployment to serve this endpoint")
+            elif endpoint.task_type != model.task_type:
+                self.add(
+                    ("inference_endpoints", name, "task_type"),
+                    f"task_type {endpoint.task_type} differs from model '{endpoint.model}' ({model.task_type})",
+                )
+
+    # -- templates and mappings --------------------------------------------------------------
+    def _check_body_vectors(self, body: TemplateBody | Mapping[str, Any] | None, at: PathKey) -> None:
+        mappings = body.mappings if isinstance(body, TemplateBody) else (body or {}).get("mappings")
+        if not isinstance(mappings, Mapping):
+            return
+        for field, mapping in dense_vector_fields(mappings).items():
+            where = at + ("mappings", "properties", *field.replace(".", ".properties.").split("."))
+            self._check_dense_vector(field, mapping, where)
+
+    def _check_dense_vector(self, field: str, mapping: Mapping[str, Any], at: PathKey) -> None:
+        dims = mapping.get("dims")
+        element = mapping.get("element_type", "float")
+        if element not in ELEMENT_TYPES:
+            self.add(at + ("element_type",), f"element_type {element!r} is not one of {', '.join(sorted(ELEMENT_TYPES))}")
+        if dims is not None and (not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= MAX_DIMS):
+            self.add(at + ("dims",), f"dims of '{field}' must be an integer from 1 to {MAX_DIMS}, got {dims!r}")
+        elif isinstance(dims, int) and element == "bit" and dims % 8:
+            self.add(at + ("dims",), f"dims of bit vector '{field}' must be a multiple of 8")
+        similarity = mapping.get("similarity")
+        if similarity is not None and similarity not in SIMILARITIES:
+            self.add(at + ("similarity",), f"similarity {similarity!r} is not one of {', '.join(sorted(SIMILARITIES))}")
+        options = mapping.get("index_options")
+        if isinstance(options, Mapping):
+            kind = options.get("type")
+            if kind not in INDEX_OPTION_TYPES:
+                self.add(at + ("index_options", "type"), f"index_options type {kind!r} is not one of {', '.join(sorted(INDEX_OPTION_TYPES))}")
+            if mapping.get("index") is False:
+                self.add(at + ("index_options",), "index_options requires index: true")
+
+    def check_templates(self) -> None:
+        for name, ct in self.spec.component_templates.items():
+            self._check_body_vectors(ct.template, ("component_templates", name, "template"))
+        items = list(self.spec.index_templates.items())
+        for i, (name, tpl) in enumerate(items):
+            at: PathKey = ("index_templates", name)
+            for j, component in enumerate(tpl.composed_of):
+                if component not in self.spec.component_templates:
+                    self.add(
+                        at + ("composed_of", j),
+                        f"component template '{component}' is not declared{_hint(component, self.spec.component_templates)}",
+                    )
+            self._check_body_vectors(tpl.template, at + ("template",))
+            for other_name, other in items[:i]:
+                if (other.priority or 0) != (tpl.priority or 0):
+                    continue
+                overlap = patterns_overlap(tpl.index_patterns, other.index_patterns)
+                if overlap:
+                    a, b = overlap[0]
+                    self.add(
+                        at + ("priority",),
+                        f"pattern '{a}' overlaps '{b}' of index template '{other_name}' at the same priority "
+                        f"{tpl.priority or 0}; Elasticsearch refuses this: give them different priorities",
+                    )
+        for name, index in self.spec.indices.items():
+            self._check_body_vectors(index.model_dump(), ("indices", name))
+
+    # -- pipelines ---------------------------------------------------------------------------
+    def _processors(self, processors: list[dict[str, Any]], at: PathKey) -> Iterator[tuple[str, dict[str, Any], PathKey]]:
+        for i, processor in enumerate(processors):
+            if not isinstance(processor, dict) or len(processor) != 1:
+                self.add(at + (i,), "each processor must be a mapping with exactly one key, its type (e.g. inference:)")
+                continue
+            ((kind, body),) = processor.items()
+            if not isinstance(body, dict):
+                self.add(at + (i, kind), f"the body of processor '{kind}' must be a mapping")
+                continue
+            yield kind, body, at + (i, kind)
+            if isinstance(body.get("on_failure"), list):
+                yield from self._processors(body["on_failure"], at + (i, kind, "on_failure"))
+
+    def check_pipelines(self) -> None:
+        for name, pipeline in self.spec.pipelines.items():
+            at: PathKey = ("pipelines", name)
+            found = list(self._processors(pipeline.processors, at + ("processors",)))
+            found += list(self._processors(pipeline.on_failure or [], at + ("on_failure",)))
+            for kind, body, where in found:
+                if kind == "script":
+                    self.add(where, "script processors are not supported by provision (the sandbox cannot run them)")
+                if kind == "inference":
+                    ref = body.get("model_id")
+                    if not isinstance(ref, str):
+                        self.add(where + ("model_id",), "an inference processor needs model_id")
+                    elif self.stack.model_by_reference(ref) is None:
+                        known = [m.model_id for m in self.spec.models.values()] + list(self.spec.inference_endpoints)
+                        self.add(where + ("model_id",), f"model '{ref}' is not declared{_hint(ref, known)}")
+
+    # -- ingest jobs and smoke tests ----------------------------------------------------------
+    def _vector_field(
+        self, index: str, field: str, embedder: Embedder | None, at: PathKey, usage: str
+    ) -> dict[str, Any] | None:
+        if not self.stack.index_is_declared_or_templated(index):
+            self.add(
+                at + ("index",),
+                f"index '{index}' is neither declared under indices nor matched by an index template",
+            )
+            return None
+        mapping = find_field(self.stack.effective_mappings(index), field)
+        if mapping is None or mapping.get("type") != "dense_vector":
+            mapped = "is not mapped" if mapping is None else f"is mapped as {mapping.get('type')!r}"
+            vectors = list(dense_vector_fields(self.stack.effective_mappings(index)))
+            self.add(at, f"{usage} field '{field}' {mapped} in index '{index}'; it must be a dense_vector{_hint(field, vectors)}")
+            return None
+        dims = mapping.get("dims")
+        if embedder and embedder.dims is not None and isinstance(dims, int) and dims != embedder.dims:
+            self.add(
+                at,
+                f"field '{field}' of index '{index}' has dims {dims} but {embedder.kind} '{embedder.name}' "
+                f"outputs {embedder.dims}",
+            )
+        if embedder and mapping.get("similarity") == "dot_product" and not embedder.normalized:
+            fix = "set normalize: true on the encoder" if embedder.kind == "encoder" else "use a model with a Normalize layer (or declare normalized: true)"
+            self.add(
+                at,
+                f"field '{field}' uses similarity dot_product, which requires unit-length vectors, but "
+                f"{embedder.kind} '{embedder.name}' does not normalize them: {fix}, or use cosine",
+            )
+        return mapping
+
+    def check_ingest(self) -> None:
+        for name, job in self.spec.ingest.items():
+            at: PathKey = ("ingest", name)
+            embedder = self.embedders.get(("encoder", job.encoder))
+            if job.encoder not in self.spec.encoders:
+                self.add(at + ("encoder",), f"encoder '{job.encoder}' is not declared{_hint(job.encoder, self.spec.encoders)}")
+            if job.pipeline is not None and job.pipeline not in self.spec.pipelines:
+                self.add(at + ("pipeline",), f"pipeline '{job.pipeline}' is not declared{_hint(job.pipeline, self.spec.pipelines)}")
+            source = self.stack.resolve(job.source.path)
+            if not source.is_dir():
+                self.add(at + ("source", "path"), f"source folder not found: {job.source.path} (looked in {source})")
+            if self.stack.index_is_declared_or_templated(job.index):
+                self._vector_field(job.index, job.vector_field, embedder, at + ("vector_field",), "vector")
+            else:
+                self._vector_field(job.index, job.vector_field, embedder, at, "vector")
+
+    def check_smoke_tests(self) -> None:
+        for name, test in self.spec.smoke_tests.items():
+            at: PathKey = ("smoke_tests", name)
+            embedder: Embedder | None = None
+            if test.model is not None:
+                model = self.spec.models.get(test.model)
+                if model is None:
+                    self.add(at + ("model",), f"model '{test.model}' is not declared{_hint(test.model, self.spec.models)}")
+                else:
+                    embedder = self.embedders.get(("model", test.model))
+                    if model.deployment is None:
+                        self.add(at + ("model",), f"model '{test.model}' has no deployment, so it cannot embed the query")
+                    if model.task_type != "text_embedding":
+                        self.add(at + ("model",), f"model '{test.model}' has task_type {model.task_type}, not text_embedding")
+            if test.encoder is not None:
+                if test.encoder not in self.spec.encoders:
+                    self.add(at + ("encoder",), f"encoder '{test.encoder}' is not declared{_hint(test.encoder, self.spec.encoders)}")
+                else:
+                    embedder = self.embedders.get(("encoder", test.encoder))
+            if test.image is not None and not self.stack.resolve(test.image).is_file():
+                self.add(at + ("image",), f"image not found: {test.image} (looked for {self.stack.resolve(test.image)})")
+            if not self.stack.index_is_declared_or_templated(test.index):
+                self.add(at + ("index",), f"index '{test.index}' is neither declared under indices nor matched by an index template")
+                continue
+            field = test.field
+            if field is None:
+                vectors = list(dense_vector_fields(self.stack.effective_mappings(test.index)))
+                if len(vectors) != 1:
+                    which = ", ".join(vectors) if vectors else "none"
+                    self.add(at, f"index '{test.index}' has {len(vectors)} dense_vector fields ({which}); name one with 'field'")
+                    continue
+                field = vectors[0]
+            self._vector_field(test.index, field, embedder, at + ("field",) if test.field else at, "query")
+
+    def run(self) -> list[SpecIssue]:
+        self.check_models()
+        self.check_encoders()
+        self.check_endpoints()
+        self.check_templates()
+        self.check_pipelines()
+        self.check_ingest()
+        self.check_smoke_tests()
+        return self.issues
+
+
+def embedder_dims(model: ModelSpec | EncoderSpec, stack: Stack) -> int | None:
+    """Output size of a model or encoder: declared, or read from its local directory."""
+    if model.dims is not None:
+        return model.dims
+    if model.source.path is None:
+        return None
+    return inspect_model_dir(stack.resolve(model.source.path)).dims
+
+
+def cross_check(stack: Stack) -> list[SpecIssue]:
+    return Checker(stack).run()

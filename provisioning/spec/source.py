@@ -1,0 +1,287 @@
+"""Reading stack files into plain data while remembering where every node came from.
+
+PyYAML's constructors throw positions away and silently keep the last of duplicate keys; both
+defeat an error message that points at the line to fix. So documents are composed into nodes,
+and converted here with a side table of locations keyed by the node's path in the tree. The same
+pass expands ``${VAR}`` interpolation and ``{file: path}`` references, collecting every problem
+instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from provisioning.errors import Location, SpecIssue
+
+PathKey = tuple[str | int, ...]
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_VAR = re.compile(r"\$(?:\$|\{(?P<body>[^}]*)\}|(?P<bare>\{))")
+_VAR_BODY = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:-|-|:\?|\?)(?P<arg>.*))?$", re.S)
+
+
+def render_path(path: PathKey) -> str:
+    """Turn ``("index_templates", "x", "index_patterns", 0)`` into ``index_templates.x.index_patterns[0]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+@dataclass
+class Located:
+    """Plain data (dicts, lists, scalars) plus where each node and mapping key was written."""
+
+    value: Any
+    values: dict[PathKey, Location] = field(default_factory=dict)
+    keys: dict[PathKey, Location] = field(default_factory=dict)
+    issues: list[SpecIssue] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    def locate(self, path: PathKey, *, key: bool = False) -> Location | None:
+        """Best location for ``path``: the node itself, else its closest located ancestor."""
+        if key and path in self.keys:
+            return self.keys[path]
+        probe = tuple(path)
+        while True:
+            if probe in self.values:
+                return self.values[probe]
+            if not probe:
+                return None
+            probe = probe[:-1]
+
+    def issue(self, path: PathKey, message: str, *, key: bool = False) -> SpecIssue:
+        loc = self.locate(path, key=key)
+        return SpecIssue(location=loc, path=render_path(path), message=message, file=self.files[0] if self.files else None)
+
+
+class _Loader(yaml.SafeLoader):
+    """A SafeLoader whose constructors are used only for scalars and merge keys."""
+
+
+def _line_of_offset(text: bytes, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    line = before.count(b"\n") + 1
+    column = offset - (before.rfind(b"\n") + 1) + 1
+    return line, column
+
+
+class SourceReader:
+    """Loads one stack file (and the files it references) into a :class:`Located`."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self.result = Located(value=None)
+
+    # -- entry point -------------------------------------------------------------------------
+    def read(self, path: Path) -> Located:
+        self.result.files.append(path)
+        self.result.value = self._load_file(path, (), None, stack=())
+        return self.result
+
+    # -- files -------------------------------------------------------------------------------
+    def _problem(self, location: Location | None, path: PathKey, message: str, file: Path) -> None:
+        self.result.issues.append(SpecIssue(location=location, path=render_path(path), message=message, file=file))
+
+    def _load_file(self, file: Path, at: PathKey, ref_loc: Location | None, stack: tuple[Path, ...]) -> Any:
+        where = ref_loc
+        try:
+            raw = file.read_bytes()
+        except IsADirectoryError:
+            self._problem(where, at, f"{file} is a directory, not a YAML file", file)
+            return None
+        except FileNotFoundError:
+            self._problem(where, at, f"file not found: {file}", file)
+            return None
+        except OSError as exc:
+            self._problem(where, at, f"cannot read {file}: {exc.strerror or exc}", file)
+            return None
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line, col = _line_of_offset(raw, exc.start)
+            self._problem(
+                Location(file, line, col),
+                at,
+                f"not a UTF-8 text file (byte 0x{raw[exc.start]:02x} at offset {exc.start}); is it binary?",
+                file,
+            )
+            return None
+        if "\x00" in text:
+            offset = text.index("\x00")
+            line, col = _line_of_offset(raw, len(text[:offset].encode()))
+            self._problem(Location(file, line, col), at, "contains NUL bytes; is it binary?", file)
+            return None
+        try:
+            docs = list(yaml.compose_all(text, Loader=_Loader))
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
+            detail = exc.problem or exc.context or "invalid YAML"
+            if "\t" in text and "found character '\\t'" in str(exc):
+                detail += " (YAML does not allow tabs for indentation; use spaces)"
+            self._problem(loc, at, f"YAML syntax error: {detail}", file)
+            return None
+        except yaml.YAMLError as exc:  # ReaderError: control characters outside any node
+            position = getattr(exc, "position", 0)
+            line, col = _line_of_offset(raw, len(text[:position].encode()))
+            self._problem(Location(file, line, col), at, f"not valid YAML text: {exc}", file)
+            return None
+        docs = [d for d in docs if d is not None]
+        if not docs:
+            self._problem(where or Location(file, 1, 1), at, f"{file} is empty", file)
+            return None
+        if len(docs) > 1:
+            second = docs[1].start_mark
+            self._problem(
+                Location(file, second.line + 1, second.column + 1),
+                at,
+                "expected one YAML document, found several (remove the extra '---')",
+                file,
+            )
+            return None
+        return self._convert(docs[0], file, at, stack + (file.resolve(),))
+
+    # -- nodes -------------------------------------------------------------------------------
+    def _loc(self, node: Node, file: Path) -> Location:
+        return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def _convert(self, node: Node, file: Path, path: PathKey, stack: tuple[Path, ...]) -> Any:
+        self.result.values[path] = self._loc(node, file)
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, file, path)
+        if isinstance(node, SequenceNode):
+            return [self._convert(item, file, path + (i,), stack) for i, item in enumerate(node.value)]
+        if isinstance(node, MappingNode):
+            return self._mapping(node, file, path, stack)
+        raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover - composer yields only these
+
+    def _mapping(self, node: MappingNode, file: Path, path: PathKey, stack: tuple[Path, ...]) -> Any:
+        loader = _Loader("")
+        try:
+            loader.flatten_mapping(node)  # resolves '<<' merge keys the way SafeLoader does
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            loc = Location(file, mark.line + 1, mark.column + 1) if mark else self._loc(node, file)
+            self._problem(loc, path, f"invalid merge key: {exc.problem}", file)
+            return {}
+        out: dict[str, Any] = {}
+        first_seen: dict[str, Location] = {}
+        for key_node, value_node in node.value:
+            key_loc = self._loc(key_node, file)
+            if not isinstance(key_node, ScalarNode):
+                self._problem(key_loc, path, "mapping keys must be plain strings", file)
+                continue
+            key = str(key_node.value)
+            child = path + (key,)
+            if key in first_seen:
+                prior = first_seen[key]
+                self._problem(key_loc, child, f"duplicate key '{key}' (first defined at line {prior.line})", file)
+                continue
+            first_seen[key] = key_loc
+            self.result.keys[child] = key_loc
+            out[key] = self._convert(value_node, file, child, stack)
+        if set(out) == {"file"} and isinstance(out["file"], str):
+            return self._reference(out["file"], file, path, stack)
+        return out
+
+    def _reference(self, target: str, file: Path, path: PathKey, stack: tuple[Path, ...]) -> Any:
+        ref_loc = self.result.values.get(path + ("file",)) or self.result.values.get(path)
+        resolved = (file.parent / target) if not Path(target).is_absolute() else Path(target)
+        if resolved.resolve() in stack:
+            self._problem(ref_loc, path, f"file reference cycle: {target} is already being read", file)
+            return None
+        if resolved.resolve() not in [f.resolve() for f in self.result.files]:
+            self.result.files.append(resolved)
+        if not resolved.exists():
+            self._problem(ref_loc, path + ("file",), f"file not found: {target} (looked for {resolved})", file)
+            return None
+        # Positions inside the referenced file replace the reference's own.
+        for old in [p for p in self.result.values if p[: len(path)] == path and len(p) > len(path)]:
+            del self.result.values[old]
+        value = self._load_file(resolved, path, ref_loc, stack)
+        self.result.values.setdefault(path, ref_loc or Location(resolved, 1, 1))
+        return value
+
+    def _scalar(self, node: ScalarNode, file: Path, path: PathKey) -> Any:
+        if node.tag != _STR_TAG:
+            value = _Loader("").construct_object(node, deep=True)
+            if isinstance(value, _dt.datetime | _dt.date):
+                return value.isoformat()
+            if isinstance(value, bytes):
+                return node.value
+            return value
+        text: str = node.value
+        if "$" not in text:
+            return text
+        expanded = self._interpolate(text, self._loc(node, file), path, file)
+        whole = _VAR.fullmatch(text)
+        if expanded is not None and node.style is None and whole and whole.group("body") is not None:
+            # A plain scalar that is exactly one ${...} takes the type its value spells (1 -> int).
+            tag = _Loader("").resolve(ScalarNode, expanded, (True, False))
+            if tag != _STR_TAG:
+                return _Loader("").construct_object(ScalarNode(tag, expanded), deep=True)
+        return text if expanded is None else expanded
+
+    def _interpolate(self, text: str, loc: Location, path: PathKey, file: Path) -> str | None:
+        failed = False
+
+        def substitute(match: re.Match[str]) -> str:
+            nonlocal failed
+            if match.group(0) == "$$":
+                return "$"
+            if match.group("bare") is not None:
+                failed = True
+                self._problem(loc, path, "unterminated '${' in interpolation (write '$$' for a literal '$')", file)
+                return match.group(0)
+            body = match.group("body") or ""
+            parsed = _VAR_BODY.match(body)
+            if not parsed:
+                failed = True
+                self._problem(
+                    loc, path, f"malformed interpolation '${{{body}}}': expected ${{NAME}}, ${{NAME:-default}}", file
+                )
+                return match.group(0)
+            name, op, arg = parsed.group("name"), parsed.group("op"), parsed.group("arg") or ""
+            value = self.env.get(name)
+            if op == ":-":
+                return value if value else arg
+            if op == "-":
+                return value if value is not None else arg
+            if op in (":?", "?") and (value is None or (op == ":?" and value == "")):
+                failed = True
+                hint = f": {arg}" if arg else ""
+                self._problem(loc, path, f"environment variable {name} is required{hint}", file)
+                return match.group(0)
+            if value is None:
+                failed = True
+                self._problem(
+                    loc,
+                    path,
+                    f"environment variable {name} is not set and has no default (write ${{{name}:-default}})",
+                    file,
+                )
+                return match.group(0)
+            return value
+
+        out = _VAR.sub(substitute, text)
+        return None if failed else out
+
+
+def read_source(path: Path, env: Mapping[str, str] | None = None) -> Located:
+    """Read ``path`` with its references and interpolation; problems land in ``.issues``."""
+    return SourceReader(env).read(path)

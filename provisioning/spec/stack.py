@@ -1,0 +1,78 @@
+"""A loaded stack: the typed spec plus where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provisioning.errors import Location
+from provisioning.mappings import deep_merge, pattern_matches
+from provisioning.spec.model import IndexTemplateSpec, ModelSpec, StackSpec
+from provisioning.spec.source import Located, PathKey
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What every command works on. Relative paths in the spec are relative to the stack file."""
+
+    spec: StackSpec
+    path: Path
+    located: Located
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        candidate = Path(relative).expanduser()
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+    def locate(self, path: PathKey) -> Location | None:
+        return self.located.locate(path)
+
+    def template_for(self, index: str) -> tuple[str, IndexTemplateSpec] | None:
+        """The declared index template Elasticsearch would apply to ``index`` (highest priority wins)."""
+        matches = [
+            (name, tpl)
+            for name, tpl in self.spec.index_templates.items()
+            if any(pattern_matches(p, index) for p in tpl.index_patterns)
+        ]
+        if not matches:
+            return None
+        return max(matches, key=lambda item: item[1].priority or 0)
+
+    def effective_mappings(self, index: str) -> dict[str, Any]:
+        """The mappings ``index`` gets from its template, component templates and own declaration."""
+        merged: dict[str, Any] = {}
+        found = self.template_for(index)
+        if found:
+            _, tpl = found
+            for component in tpl.composed_of:
+                ct = self.spec.component_templates.get(component)
+                if ct and ct.template.mappings:
+                    merged = deep_merge(merged, ct.template.mappings)
+            if tpl.template and tpl.template.mappings:
+                merged = deep_merge(merged, tpl.template.mappings)
+        declared = self.spec.indices.get(index)
+        if declared and declared.mappings:
+            merged = deep_merge(merged, declared.mappings)
+        return merged
+
+    def index_is_declared_or_templated(self, index: str) -> bool:
+        return index in self.spec.indices or self.template_for(index) is not None
+
+    def model_by_reference(self, ref: str) -> tuple[str, ModelSpec] | None:
+        """A declared model named by its spec key, model id, deployment id or alias."""
+        for name, model in self.spec.models.items():
+            ids = {name, model.model_id}
+            if model.alias:
+                ids.add(model.alias)
+            if model.deployment:
+                ids.add(model.deployment.deployment_id or model.model_id)
+            if ref in ids:
+                return name, model
+        for name, endpoint in self.spec.inference_endpoints.items():
+            if ref == name and endpoint.model in self.spec.models:
+                return endpoint.model, self.spec.models[endpoint.model]
+        return None
