@@ -107,11 +107,21 @@ def schema() -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="interface to listen on")
-@click.option("--port", default=9200, show_default=True, type=int, help="port to listen on (0: any free port)")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), help="persist state here")
-@click.option("--ml-memory", default="4gb", show_default=True, help="native memory the ML node offers deployments")
-@click.option("--license", "license_type", type=click.Choice(["basic", "trial"]), default="basic", show_default=True)
-@click.option("--deployment-delay", default=0.5, show_default=True, type=float, help="seconds in each deployment state")
+@click.option(
+    "--port", default=9200, show_default=True, type=int, help="port to listen on (0: any free port)"
+)
+@click.option(
+    "--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), help="persist state here"
+)
+@click.option(
+    "--ml-memory", default="4gb", show_default=True, help="native memory the ML node offers deployments"
+)
+@click.option(
+    "--license", "license_type", type=click.Choice(["basic", "trial"]), default="basic", show_default=True
+)
+@click.option(
+    "--deployment-delay", default=0.5, show_default=True, type=float, help="seconds in each deployment state"
+)
 @click.option("--fault-bulk-429", default=0.0, type=float, help="fraction of bulk items refused with 429")
 @click.option("--fault-503", default=0.0, type=float, help="fraction of requests answered 503")
 @click.option("--fault-latency-ms", default=0.0, type=float, help="latency added to every request")
@@ -146,7 +156,10 @@ def sandbox(
         server = SandboxServer(config)
     except OSError as exc:
         raise ProvisionError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    click.echo(f"sandbox listening on {server.url} (Elasticsearch 9 API subset; for development and CI only)", err=True)
+    click.echo(
+        f"sandbox listening on {server.url} (Elasticsearch 9 API subset; for development and CI only)",
+        err=True,
+    )
     try:
         server.serve_forever()
     finally:

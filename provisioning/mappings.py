@@ -42,7 +42,9 @@ def patterns_overlap(left: Iterable[str], right: Iterable[str]) -> list[tuple[st
             a_pre, b_pre = a.split("*", 1)[0], b.split("*", 1)[0]
             if "*" in a and "*" in b:
                 overlap = a_pre.startswith(b_pre) or b_pre.startswith(a_pre)
-                if overlap and not (a.endswith("*") and a.count("*") == 1 and b.endswith("*") and b.count("*") == 1):
+                if overlap and not (
+                    a.endswith("*") and a.count("*") == 1 and b.endswith("*") and b.count("*") == 1
+                ):
                     overlap = pattern_matches(a, b.replace("*", "")) or pattern_matches(b, a.replace("*", ""))
             else:
                 overlap = pattern_matches(a, b.replace("*", "")) or pattern_matches(b, a.replace("*", ""))

@@ -64,7 +64,7 @@ def inspect_model_dir(path: Path) -> ModelInfo:
         for module in modules:
             kind = str(module.get("type", ""))
             mod_dir = path / str(module.get("path", ""))
-            if kind.endswith("Transformer") or kind.endswith("CLIPModel"):
+            if kind.endswith(("Transformer", "CLIPModel")):
                 dims = _hidden_size(_json(mod_dir / "config.json"))
             elif kind.endswith("Dense"):
                 dims = int(_json(mod_dir / "config.json")["out_features"])

@@ -18,7 +18,17 @@ from provisioning.spec.stack import Stack
 MAX_DIMS = 4096
 SIMILARITIES = {"cosine", "dot_product", "l2_norm", "max_inner_product"}
 ELEMENT_TYPES = {"float", "byte", "bit", "bfloat16"}
-INDEX_OPTION_TYPES = {"hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat", "bbq_disk"}
+INDEX_OPTION_TYPES = {
+    "hnsw",
+    "int8_hnsw",
+    "int4_hnsw",
+    "bbq_hnsw",
+    "flat",
+    "int8_flat",
+    "int4_flat",
+    "bbq_flat",
+    "bbq_disk",
+}
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,9 @@ class Checker:
         self.issues.append(self.stack.located.issue(path, message))
 
     # -- models and encoders -----------------------------------------------------------------
-    def _source_facts(self, source: SourceSpec, declared_dims: int | None, at: PathKey) -> tuple[int | None, bool]:
+    def _source_facts(
+        self, source: SourceSpec, declared_dims: int | None, at: PathKey
+    ) -> tuple[int | None, bool]:
         if source.path is None:
             if declared_dims is None:
                 self.add(
@@ -67,7 +79,9 @@ class Checker:
             self.add(at + ("source", "path"), str(exc))
             return declared_dims, False
         if declared_dims is not None and declared_dims != info.dims:
-            self.add(at + ("dims",), f"dims is {declared_dims} but the model at {source.path} outputs {info.dims}")
+            self.add(
+                at + ("dims",), f"dims is {declared_dims} but the model at {source.path} outputs {info.dims}"
+            )
         return info.dims, info.normalized
 
     def check_models(self) -> None:
@@ -85,7 +99,9 @@ class Checker:
                 ids.append(("deployment.deployment_id", model.deployment.deployment_id))
             for key, value in ids:
                 if value in seen_ids and seen_ids[value] != f"{name}.{key}":
-                    self.add(at + tuple(key.split(".")), f"'{value}' is also used by models.{seen_ids[value]}")
+                    self.add(
+                        at + tuple(key.split(".")), f"'{value}' is also used by models.{seen_ids[value]}"
+                    )
                 seen_ids.setdefault(value, f"{name}.{key}")
             if model.task_type != "text_embedding" and model.dims is not None:
                 self.add(at + ("dims",), "dims applies only to task_type text_embedding")
@@ -93,14 +109,19 @@ class Checker:
     def check_encoders(self) -> None:
         for name, encoder in self.spec.encoders.items():
             dims, normalized = self._source_facts(encoder.source, encoder.dims, ("encoders", name))
-            self.embedders[("encoder", name)] = Embedder("encoder", name, dims, normalized or encoder.normalize)
+            self.embedders[("encoder", name)] = Embedder(
+                "encoder", name, dims, normalized or encoder.normalize
+            )
 
     def check_endpoints(self) -> None:
         for name, endpoint in self.spec.inference_endpoints.items():
             at: PathKey = ("inference_endpoints", name, "model")
             model = self.spec.models.get(endpoint.model)
             if model is None:
-                self.add(at, f"model '{endpoint.model}' is not declared under models{_hint(endpoint.model, self.spec.models)}")
+                self.add(
+                    at,
+                    f"model '{endpoint.model}' is not declared under models{_hint(endpoint.model, self.spec.models)}",
+                )
             elif model.deployment is None:
                 self.add(at, f"model '{endpoint.model}' has no deployment to serve this endpoint")
             elif endpoint.task_type != model.task_type:
@@ -122,19 +143,32 @@ class Checker:
         dims = mapping.get("dims")
         element = mapping.get("element_type", "float")
         if element not in ELEMENT_TYPES:
-            self.add(at + ("element_type",), f"element_type {element!r} is not one of {', '.join(sorted(ELEMENT_TYPES))}")
-        if dims is not None and (not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= MAX_DIMS):
-            self.add(at + ("dims",), f"dims of '{field}' must be an integer from 1 to {MAX_DIMS}, got {dims!r}")
+            self.add(
+                at + ("element_type",),
+                f"element_type {element!r} is not one of {', '.join(sorted(ELEMENT_TYPES))}",
+            )
+        if dims is not None and (
+            not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= MAX_DIMS
+        ):
+            self.add(
+                at + ("dims",), f"dims of '{field}' must be an integer from 1 to {MAX_DIMS}, got {dims!r}"
+            )
         elif isinstance(dims, int) and element == "bit" and dims % 8:
             self.add(at + ("dims",), f"dims of bit vector '{field}' must be a multiple of 8")
         similarity = mapping.get("similarity")
         if similarity is not None and similarity not in SIMILARITIES:
-            self.add(at + ("similarity",), f"similarity {similarity!r} is not one of {', '.join(sorted(SIMILARITIES))}")
+            self.add(
+                at + ("similarity",),
+                f"similarity {similarity!r} is not one of {', '.join(sorted(SIMILARITIES))}",
+            )
         options = mapping.get("index_options")
         if isinstance(options, Mapping):
             kind = options.get("type")
             if kind not in INDEX_OPTION_TYPES:
-                self.add(at + ("index_options", "type"), f"index_options type {kind!r} is not one of {', '.join(sorted(INDEX_OPTION_TYPES))}")
+                self.add(
+                    at + ("index_options", "type"),
+                    f"index_options type {kind!r} is not one of {', '.join(sorted(INDEX_OPTION_TYPES))}",
+                )
             if mapping.get("index") is False:
                 self.add(at + ("index_options",), "index_options requires index: true")
 
@@ -166,10 +200,15 @@ class Checker:
             self._check_body_vectors(index.model_dump(), ("indices", name))
 
     # -- pipelines ---------------------------------------------------------------------------
-    def _processors(self, processors: list[dict[str, Any]], at: PathKey) -> Iterator[tuple[str, dict[str, Any], PathKey]]:
+    def _processors(
+        self, processors: list[dict[str, Any]], at: PathKey
+    ) -> Iterator[tuple[str, dict[str, Any], PathKey]]:
         for i, processor in enumerate(processors):
             if not isinstance(processor, dict) or len(processor) != 1:
-                self.add(at + (i,), "each processor must be a mapping with exactly one key, its type (e.g. inference:)")
+                self.add(
+                    at + (i,),
+                    "each processor must be a mapping with exactly one key, its type (e.g. inference:)",
+                )
                 continue
             ((kind, body),) = processor.items()
             if not isinstance(body, dict):
@@ -186,13 +225,18 @@ class Checker:
             found += list(self._processors(pipeline.on_failure or [], at + ("on_failure",)))
             for kind, body, where in found:
                 if kind == "script":
-                    self.add(where, "script processors are not supported by provision (the sandbox cannot run them)")
+                    self.add(
+                        where,
+                        "script processors are not supported by provision (the sandbox cannot run them)",
+                    )
                 if kind == "inference":
                     ref = body.get("model_id")
                     if not isinstance(ref, str):
                         self.add(where + ("model_id",), "an inference processor needs model_id")
                     elif self.stack.model_by_reference(ref) is None:
-                        known = [m.model_id for m in self.spec.models.values()] + list(self.spec.inference_endpoints)
+                        known = [m.model_id for m in self.spec.models.values()] + list(
+                            self.spec.inference_endpoints
+                        )
                         self.add(where + ("model_id",), f"model '{ref}' is not declared{_hint(ref, known)}")
 
     # -- ingest jobs and smoke tests ----------------------------------------------------------
@@ -209,7 +253,10 @@ class Checker:
         if mapping is None or mapping.get("type") != "dense_vector":
             mapped = "is not mapped" if mapping is None else f"is mapped as {mapping.get('type')!r}"
             vectors = list(dense_vector_fields(self.stack.effective_mappings(index)))
-            self.add(at, f"{usage} field '{field}' {mapped} in index '{index}'; it must be a dense_vector{_hint(field, vectors)}")
+            self.add(
+                at,
+                f"{usage} field '{field}' {mapped} in index '{index}'; it must be a dense_vector{_hint(field, vectors)}",
+            )
             return None
         dims = mapping.get("dims")
         if embedder and embedder.dims is not None and isinstance(dims, int) and dims != embedder.dims:
@@ -219,7 +266,11 @@ class Checker:
                 f"outputs {embedder.dims}",
             )
         if embedder and mapping.get("similarity") == "dot_product" and not embedder.normalized:
-            fix = "set normalize: true on the encoder" if embedder.kind == "encoder" else "use a model with a Normalize layer (or declare normalized: true)"
+            fix = (
+                "set normalize: true on the encoder"
+                if embedder.kind == "encoder"
+                else "use a model with a Normalize layer (or declare normalized: true)"
+            )
             self.add(
                 at,
                 f"field '{field}' uses similarity dot_product, which requires unit-length vectors, but "
@@ -232,12 +283,21 @@ class Checker:
             at: PathKey = ("ingest", name)
             embedder = self.embedders.get(("encoder", job.encoder))
             if job.encoder not in self.spec.encoders:
-                self.add(at + ("encoder",), f"encoder '{job.encoder}' is not declared{_hint(job.encoder, self.spec.encoders)}")
+                self.add(
+                    at + ("encoder",),
+                    f"encoder '{job.encoder}' is not declared{_hint(job.encoder, self.spec.encoders)}",
+                )
             if job.pipeline is not None and job.pipeline not in self.spec.pipelines:
-                self.add(at + ("pipeline",), f"pipeline '{job.pipeline}' is not declared{_hint(job.pipeline, self.spec.pipelines)}")
+                self.add(
+                    at + ("pipeline",),
+                    f"pipeline '{job.pipeline}' is not declared{_hint(job.pipeline, self.spec.pipelines)}",
+                )
             source = self.stack.resolve(job.source.path)
             if not source.is_dir():
-                self.add(at + ("source", "path"), f"source folder not found: {job.source.path} (looked in {source})")
+                self.add(
+                    at + ("source", "path"),
+                    f"source folder not found: {job.source.path} (looked in {source})",
+                )
             if self.stack.index_is_declared_or_templated(job.index):
                 self._vector_field(job.index, job.vector_field, embedder, at + ("vector_field",), "vector")
             else:
@@ -250,29 +310,50 @@ class Checker:
             if test.model is not None:
                 model = self.spec.models.get(test.model)
                 if model is None:
-                    self.add(at + ("model",), f"model '{test.model}' is not declared{_hint(test.model, self.spec.models)}")
+                    self.add(
+                        at + ("model",),
+                        f"model '{test.model}' is not declared{_hint(test.model, self.spec.models)}",
+                    )
                 else:
                     embedder = self.embedders.get(("model", test.model))
                     if model.deployment is None:
-                        self.add(at + ("model",), f"model '{test.model}' has no deployment, so it cannot embed the query")
+                        self.add(
+                            at + ("model",),
+                            f"model '{test.model}' has no deployment, so it cannot embed the query",
+                        )
                     if model.task_type != "text_embedding":
-                        self.add(at + ("model",), f"model '{test.model}' has task_type {model.task_type}, not text_embedding")
+                        self.add(
+                            at + ("model",),
+                            f"model '{test.model}' has task_type {model.task_type}, not text_embedding",
+                        )
             if test.encoder is not None:
                 if test.encoder not in self.spec.encoders:
-                    self.add(at + ("encoder",), f"encoder '{test.encoder}' is not declared{_hint(test.encoder, self.spec.encoders)}")
+                    self.add(
+                        at + ("encoder",),
+                        f"encoder '{test.encoder}' is not declared{_hint(test.encoder, self.spec.encoders)}",
+                    )
                 else:
                     embedder = self.embedders.get(("encoder", test.encoder))
             if test.image is not None and not self.stack.resolve(test.image).is_file():
-                self.add(at + ("image",), f"image not found: {test.image} (looked for {self.stack.resolve(test.image)})")
+                self.add(
+                    at + ("image",),
+                    f"image not found: {test.image} (looked for {self.stack.resolve(test.image)})",
+                )
             if not self.stack.index_is_declared_or_templated(test.index):
-                self.add(at + ("index",), f"index '{test.index}' is neither declared under indices nor matched by an index template")
+                self.add(
+                    at + ("index",),
+                    f"index '{test.index}' is neither declared under indices nor matched by an index template",
+                )
                 continue
             field = test.field
             if field is None:
                 vectors = list(dense_vector_fields(self.stack.effective_mappings(test.index)))
                 if len(vectors) != 1:
                     which = ", ".join(vectors) if vectors else "none"
-                    self.add(at, f"index '{test.index}' has {len(vectors)} dense_vector fields ({which}); name one with 'field'")
+                    self.add(
+                        at,
+                        f"index '{test.index}' has {len(vectors)} dense_vector fields ({which}); name one with 'field'",
+                    )
                     continue
                 field = vectors[0]
             self._vector_field(test.index, field, embedder, at + ("field",) if test.field else at, "query")

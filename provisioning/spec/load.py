@@ -106,7 +106,11 @@ def _pydantic_issues(located: Located, exc: ValidationError) -> list[SpecIssue]:
             models = _models_at(path[:-1], located.value)
             allowed = sorted({n for m in models for n in _field_names(m)})
             close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+            hint = (
+                f"; did you mean '{close[0]}'?"
+                if close
+                else (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+            )
             issue = located.issue(path, f"unknown key '{key}'{hint}", key=True)
         elif kind == "missing":
             key = str(path[-1]) if path else "?"
@@ -115,7 +119,11 @@ def _pydantic_issues(located: Located, exc: ValidationError) -> list[SpecIssue]:
         elif key_error:
             issue = located.issue(path, msg, key=True)
         else:
-            if "input" in error and kind not in ("value_error", "assertion_error") and not isinstance(error["input"], dict | list):
+            if (
+                "input" in error
+                and kind not in ("value_error", "assertion_error")
+                and not isinstance(error["input"], dict | list)
+            ):
                 msg = f"{msg} (got {_describe(error['input'])})"
             issue = located.issue(path, msg)
         marker = (issue.path, issue.message)
@@ -132,31 +140,54 @@ def load_stack(path: str | Path, env: Mapping[str, str] | None = None, *, check:
     """
     file = Path(path)
     if file.is_dir():
-        raise SpecError([SpecIssue(None, "", f"{file} is a directory; pass the stack file (e.g. {file / 'stack.yaml'})", file)])
+        raise SpecError(
+            [
+                SpecIssue(
+                    None, "", f"{file} is a directory; pass the stack file (e.g. {file / 'stack.yaml'})", file
+                )
+            ]
+        )
     located = read_source(file, env)
     if located.value is None:
         raise SpecError(located.issues or [SpecIssue(None, "", "the stack file is empty", file)])
     if not isinstance(located.value, dict):
         kind = type(located.value).__name__
-        kind = {"list": "a list", "str": "a string", "int": "a number", "float": "a number", "bool": "a boolean"}.get(kind, kind)
+        kind = {
+            "list": "a list",
+            "str": "a string",
+            "int": "a number",
+            "float": "a number",
+            "bool": "a boolean",
+        }.get(kind, kind)
         raise SpecError(
-            [*located.issues, located.issue((), f"the stack file must be a mapping of sections (name:, models:, ...), not {kind}")]
+            [
+                *located.issues,
+                located.issue(
+                    (), f"the stack file must be a mapping of sections (name:, models:, ...), not {kind}"
+                ),
+            ]
         )
     issues = list(located.issues)
     failed_paths = {issue.path for issue in issues}
     try:
         spec = StackSpec.model_validate(located.value)
     except ValidationError as exc:
-        issues += [i for i in _pydantic_issues(located, exc) if i.path not in failed_paths]
-        if check:
+        issues += [i for i in _pydantic_issues(located, exc) if not _covered(i.path, failed_paths)]
+        if check and not located.issues:
             issues += _partial_cross_check(file, located, exc)
         raise SpecError(issues) from None
     stack = Stack(spec=spec, path=file, located=located)
-    if check:
+    if check and not located.issues:
+        # Cross-checks on a tree with holes (unreadable files, failed interpolation) only add noise.
         issues += cross_check(stack)
     if issues:
         raise SpecError(issues)
     return stack
+
+
+def _covered(path: str, failed: set[str]) -> bool:
+    """True when an earlier problem (bad interpolation, missing file) already explains ``path``."""
+    return any(path == f or f.startswith(path + ".") or path.startswith(f + ".") for f in failed)
 
 
 _PLACEHOLDER_NAME = "invalid-stack-name"
@@ -194,7 +225,8 @@ def _partial_cross_check(file: Path, located: Located, exc: ValidationError) -> 
     kept: list[SpecIssue] = []
     names = {entry for _, entry in broken}
     for section, entry in broken:
-        raw = located.value.get(section, {}).get(entry) if section == "models" else None
+        models = located.value.get("models")
+        raw = models.get(entry) if section == "models" and isinstance(models, dict) else None
         if isinstance(raw, dict):
             names |= {str(raw[k]) for k in ("model_id", "alias") if k in raw}
             if isinstance(raw.get("deployment"), dict) and "deployment_id" in raw["deployment"]:

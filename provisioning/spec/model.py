@@ -48,7 +48,9 @@ def _duration(value: Any) -> Any:
         return f"{value:g}s"
     if isinstance(value, str) and _DURATION.match(value.strip()):
         return value.strip()
-    raise ValueError(f"expected a time value such as '30s', '10m' or '1h' (units d, h, m, s, ms), got {value!r}")
+    raise ValueError(
+        f"expected a time value such as '30s', '10m' or '1h' (units d, h, m, s, ms), got {value!r}"
+    )
 
 
 Duration = Annotated[str, BeforeValidator(_duration)]
@@ -116,7 +118,8 @@ class ClusterSpec(Strict):
     request_timeout: float = Field(30.0, gt=0)
     max_retries: int = Field(3, ge=0, le=20)
     license: Literal["trial"] | None = Field(
-        None, description="'trial' opts in to starting a trial license when the cluster has basic (ML needs it)"
+        None,
+        description="'trial' opts in to starting a trial license when the cluster has basic (ML needs it)",
     )
 
     @field_validator("url")
@@ -131,7 +134,9 @@ class SourceSpec(Strict):
     """Where model weights come from: a Hugging Face hub id, or a local directory."""
 
     hub: str | None = Field(None, description="Hugging Face hub id, e.g. sentence-transformers/clip-ViT-B-32")
-    revision: str | None = Field(None, description="hub revision (commit, branch or tag); pins what is traced")
+    revision: str | None = Field(
+        None, description="hub revision (commit, branch or tag); pins what is traced"
+    )
     path: str | None = Field(None, description="local directory, relative to the stack file")
 
     @model_validator(mode="after")

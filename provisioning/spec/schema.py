@@ -37,7 +37,12 @@ def stack_schema() -> dict[str, Any]:
     body = _allow_file_refs(schema)
     defs = {name: _allow_file_refs(value) for name, value in defs.items()}
     defs["FileRef"] = FILE_REF
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **body, "$defs": defs}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **body,
+        "$defs": defs,
+    }
 
 
 def stack_schema_json() -> str:

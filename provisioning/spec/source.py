@@ -64,7 +64,9 @@ class Located:
 
     def issue(self, path: PathKey, message: str, *, key: bool = False) -> SpecIssue:
         loc = self.locate(path, key=key)
-        return SpecIssue(location=loc, path=render_path(path), message=message, file=self.files[0] if self.files else None)
+        return SpecIssue(
+            location=loc, path=render_path(path), message=message, file=self.files[0] if self.files else None
+        )
 
 
 class _Loader(yaml.SafeLoader):
@@ -93,7 +95,9 @@ class SourceReader:
 
     # -- files -------------------------------------------------------------------------------
     def _problem(self, location: Location | None, path: PathKey, message: str, file: Path) -> None:
-        self.result.issues.append(SpecIssue(location=location, path=render_path(path), message=message, file=file))
+        self.result.issues.append(
+            SpecIssue(location=location, path=render_path(path), message=message, file=file)
+        )
 
     def _load_file(self, file: Path, at: PathKey, ref_loc: Location | None, stack: tuple[Path, ...]) -> Any:
         where = ref_loc
@@ -190,7 +194,9 @@ class SourceReader:
             child = path + (key,)
             if key in first_seen:
                 prior = first_seen[key]
-                self._problem(key_loc, child, f"duplicate key '{key}' (first defined at line {prior.line})", file)
+                self._problem(
+                    key_loc, child, f"duplicate key '{key}' (first defined at line {prior.line})", file
+                )
                 continue
             first_seen[key] = key_loc
             self.result.keys[child] = key_loc
@@ -208,7 +214,9 @@ class SourceReader:
         if resolved.resolve() not in [f.resolve() for f in self.result.files]:
             self.result.files.append(resolved)
         if not resolved.exists():
-            self._problem(ref_loc, path + ("file",), f"file not found: {target} (looked for {resolved})", file)
+            self._problem(
+                ref_loc, path + ("file",), f"file not found: {target} (looked for {resolved})", file
+            )
             return None
         # Positions inside the referenced file replace the reference's own.
         for old in [p for p in self.result.values if p[: len(path)] == path and len(p) > len(path)]:
@@ -230,9 +238,9 @@ class SourceReader:
             return text
         expanded = self._interpolate(text, self._loc(node, file), path, file)
         whole = _VAR.fullmatch(text)
-        if expanded is not None and node.style is None and whole and whole.group("body") is not None:
+        if expanded and node.style is None and whole and whole.group("body") is not None:
             # A plain scalar that is exactly one ${...} takes the type its value spells (1 -> int).
-            tag = _Loader("").resolve(ScalarNode, expanded, (True, False))
+            tag = _Loader("").resolve(ScalarNode, expanded, (True, False))  # type: ignore[no-untyped-call]
             if tag != _STR_TAG:
                 return _Loader("").construct_object(ScalarNode(tag, expanded), deep=True)
         return text if expanded is None else expanded
@@ -246,14 +254,19 @@ class SourceReader:
                 return "$"
             if match.group("bare") is not None:
                 failed = True
-                self._problem(loc, path, "unterminated '${' in interpolation (write '$$' for a literal '$')", file)
+                self._problem(
+                    loc, path, "unterminated '${' in interpolation (write '$$' for a literal '$')", file
+                )
                 return match.group(0)
             body = match.group("body") or ""
             parsed = _VAR_BODY.match(body)
             if not parsed:
                 failed = True
                 self._problem(
-                    loc, path, f"malformed interpolation '${{{body}}}': expected ${{NAME}}, ${{NAME:-default}}", file
+                    loc,
+                    path,
+                    f"malformed interpolation '${{{body}}}': expected ${{NAME}}, ${{NAME:-default}}",
+                    file,
                 )
                 return match.group(0)
             name, op, arg = parsed.group("name"), parsed.group("op"), parsed.group("arg") or ""
