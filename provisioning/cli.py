@@ -11,11 +11,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from provisioning.errors import ProvisionError, SpecError
+
+if TYPE_CHECKING:
+    from provisioning.cluster import Cluster
+    from provisioning.spec import Stack
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,6 +99,201 @@ def _issue_json(issue: Any) -> dict[str, Any]:
         "path": issue.path,
         "message": issue.message,
     }
+
+
+def connection_options(func: F) -> F:
+    """The common options; each also comes from ES_URL, ES_API_KEY, ES_USERNAME, ES_PASSWORD, ES_CA_CERTS."""
+    options = [
+        click.option("--es-url", help="Elasticsearch URL (env ES_URL; default: the stack's cluster.url)"),
+        click.option("--api-key", help="API key (env ES_API_KEY)"),
+        click.option("--username", help="basic auth user (env ES_USERNAME)"),
+        click.option("--password", help="basic auth password (env ES_PASSWORD)"),
+        click.option("--ca-certs", type=click.Path(dir_okay=False), help="CA bundle (env ES_CA_CERTS)"),
+        click.option("--insecure", is_flag=True, help="do not verify TLS certificates (test clusters only)"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _load(stack_path: Path) -> Stack:
+    from provisioning.spec import load_stack
+
+    try:
+        return load_stack(stack_path)
+    except SpecError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        _fail(f"{stack_path} is invalid; run provision validate {stack_path}")
+
+
+def _connect(stack: Stack, conn: dict[str, Any]) -> Cluster:
+    from provisioning.cluster import Cluster, ConnectionOptions
+
+    options = ConnectionOptions.resolve(
+        stack.spec.cluster,
+        url=conn.get("es_url"),
+        api_key=conn.get("api_key"),
+        username=conn.get("username"),
+        password=conn.get("password"),
+        ca_certs=conn.get("ca_certs"),
+        insecure=conn.get("insecure"),
+    )
+    return Cluster.connect(options)
+
+
+def _conn(kwargs: dict[str, Any]) -> dict[str, Any]:
+    keys = ("es_url", "api_key", "username", "password", "ca_certs", "insecure")
+    return {k: kwargs.pop(k) for k in keys if k in kwargs}
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path))
+@output_option
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="exit 0 when nothing would change, 2 when something would"
+)
+@click.option(
+    "--adopt", multiple=True, metavar="KIND/NAME", help="take over an unmanaged resource of that name"
+)
+@click.option("--include-data", is_flag=True, help="plan deleting indices that hold documents")
+@connection_options
+def plan(
+    stack: Path,
+    output: str,
+    detailed_exitcode: bool,
+    adopt: tuple[str, ...],
+    include_data: bool,
+    **kwargs: Any,
+) -> None:
+    """Show what apply would change, without changing anything."""
+    from provisioning.plan import make_plan
+    from provisioning.render import render_plan
+
+    loaded = _load(stack)
+    cluster = _connect(loaded, _conn(kwargs))
+    the_plan = make_plan(loaded, cluster, adopt=adopt, include_data=include_data)
+    if output == "json":
+        _emit_json(the_plan.to_json())
+    else:
+        click.echo(render_plan(the_plan))
+    if not the_plan.applicable:
+        sys.exit(EXIT_FAILURE)
+    if detailed_exitcode and the_plan.has_changes:
+        sys.exit(EXIT_CHANGES)
+
+
+def _confirm(question: str, auto: bool, flag: str) -> None:
+    if auto:
+        return
+    if not sys.stdin.isatty():
+        _fail(f"refusing to continue without confirmation: stdin is not a terminal; pass {flag}")
+    if not click.confirm(question, default=False, err=True):
+        _fail("cancelled; nothing was changed")
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path))
+@output_option
+@click.option("--auto-approve", is_flag=True, help="apply without asking for confirmation")
+@click.option("--skip-ingest", is_flag=True, help="converge resources only; do not run ingest jobs")
+@click.option("--skip-verify", is_flag=True, help="do not run the smoke tests")
+@click.option(
+    "--adopt", multiple=True, metavar="KIND/NAME", help="take over an unmanaged resource of that name"
+)
+@click.option("--include-data", is_flag=True, help="allow deleting indices that hold documents")
+@connection_options
+def apply(
+    stack: Path,
+    output: str,
+    auto_approve: bool,
+    skip_ingest: bool,
+    skip_verify: bool,
+    adopt: tuple[str, ...],
+    include_data: bool,
+    **kwargs: Any,
+) -> None:
+    """Converge the cluster to STACK, then run its ingest jobs and smoke tests."""
+    from provisioning.apply import apply_plan, check_applicable
+    from provisioning.plan import make_plan
+    from provisioning.render import render_apply, render_plan, render_result
+
+    loaded = _load(stack)
+    cluster = _connect(loaded, _conn(kwargs))
+    the_plan = make_plan(loaded, cluster, adopt=adopt, include_data=include_data)
+    document: dict[str, Any] = {"plan": the_plan.to_json()}
+    text = output == "text"
+    if text:
+        click.echo(render_plan(the_plan))
+    check_applicable(the_plan)
+    if the_plan.changes:
+        _confirm("Apply these changes?", auto_approve, "--auto-approve")
+        report = apply_plan(
+            the_plan,
+            cluster,
+            on_result=lambda r: click.echo(render_result(r), err=True),
+        )
+        document["apply"] = report.to_json()
+        if text:
+            click.echo(render_apply(report))
+        if not report.ok:
+            if not text:
+                _emit_json(document)
+            sys.exit(EXIT_FAILURE)
+    if not text:
+        _emit_json(document)
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path))
+@output_option
+@click.option("--yes", is_flag=True, help="destroy without asking for confirmation")
+@click.option("--include-data", is_flag=True, help="also delete indices that hold documents")
+@connection_options
+def destroy(stack: Path, output: str, yes: bool, include_data: bool, **kwargs: Any) -> None:
+    """Delete everything STACK manages, in reverse dependency order; nothing else."""
+    from provisioning.apply import apply_plan, check_applicable
+    from provisioning.plan import make_destroy_plan
+    from provisioning.render import render_apply, render_plan, render_result
+
+    loaded = _load(stack)
+    cluster = _connect(loaded, _conn(kwargs))
+    the_plan = make_destroy_plan(loaded, cluster, include_data=include_data)
+    text = output == "text"
+    if text:
+        click.echo(render_plan(the_plan))
+    check_applicable(the_plan)
+    document: dict[str, Any] = {"plan": the_plan.to_json()}
+    if the_plan.changes:
+        _confirm(f"Destroy {len(the_plan.changes)} resource(s) of stack '{loaded.spec.name}'?", yes, "--yes")
+        report = apply_plan(the_plan, cluster, on_result=lambda r: click.echo(render_result(r), err=True))
+        document["apply"] = report.to_json()
+        if text:
+            click.echo(render_apply(report))
+        if not report.ok:
+            if not text:
+                _emit_json(document)
+            sys.exit(EXIT_FAILURE)
+    if not text:
+        _emit_json(document)
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path))
+@output_option
+@connection_options
+def status(stack: Path, output: str, **kwargs: Any) -> None:
+    """Per resource: present, managed, drifted; deployments and document counts."""
+    from provisioning.render import render_status
+    from provisioning.status import stack_status
+
+    loaded = _load(stack)
+    cluster = _connect(loaded, _conn(kwargs))
+    report = stack_status(loaded, cluster)
+    if output == "json":
+        _emit_json(report.to_json())
+    else:
+        click.echo(render_status(report))
 
 
 @cli.command()

@@ -42,22 +42,36 @@ class Stack:
             return None
         return max(matches, key=lambda item: item[1].priority or 0)
 
-    def effective_mappings(self, index: str) -> dict[str, Any]:
-        """The mappings ``index`` gets from its template, component templates and own declaration."""
-        merged: dict[str, Any] = {}
+    def effective_body(self, index: str) -> dict[str, dict[str, Any]]:
+        """Settings, mappings and aliases ``index`` gets from its template, components and own body.
+
+        Component templates apply in ``composed_of`` order, then the index template's own
+        template, then the index's declaration: the order Elasticsearch composes them in.
+        """
+        merged: dict[str, dict[str, Any]] = {"settings": {}, "mappings": {}, "aliases": {}}
+        layers: list[Any] = []
         found = self.template_for(index)
         if found:
             _, tpl = found
-            for component in tpl.composed_of:
-                ct = self.spec.component_templates.get(component)
-                if ct and ct.template.mappings:
-                    merged = deep_merge(merged, ct.template.mappings)
-            if tpl.template and tpl.template.mappings:
-                merged = deep_merge(merged, tpl.template.mappings)
-        declared = self.spec.indices.get(index)
-        if declared and declared.mappings:
-            merged = deep_merge(merged, declared.mappings)
+            layers += [
+                self.spec.component_templates[c].template
+                for c in tpl.composed_of
+                if c in self.spec.component_templates
+            ]
+            if tpl.template:
+                layers.append(tpl.template)
+        if index in self.spec.indices:
+            layers.append(self.spec.indices[index])
+        for layer in layers:
+            for part in ("settings", "mappings", "aliases"):
+                value = getattr(layer, part)
+                if value:
+                    merged[part] = deep_merge(merged[part], value)
         return merged
+
+    def effective_mappings(self, index: str) -> dict[str, Any]:
+        """The mappings ``index`` gets from its template, component templates and own declaration."""
+        return self.effective_body(index)["mappings"]
 
     def index_is_declared_or_templated(self, index: str) -> bool:
         return index in self.spec.indices or self.template_for(index) is not None

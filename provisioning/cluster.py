@@ -1,0 +1,195 @@
+"""The one place an Elasticsearch client is built, and where its errors become ours.
+
+Connection settings come from three places, most specific first: command-line options, the
+ES_* environment variables, the stack's ``cluster`` section. Secrets are kept out of every
+message this module produces (``redact``), because CI logs are public more often than not.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import elastic_transport
+from elasticsearch import ApiError, Elasticsearch, TransportError
+
+from provisioning.errors import ProvisionError
+from provisioning.spec.model import ClusterSpec
+
+log = logging.getLogger("provisioning.cluster")
+
+RETRY_ON_STATUS = (429, 502, 503, 504)
+
+
+class ClusterError(ProvisionError):
+    """Elasticsearch refused a request or could not be reached; the message says which and why."""
+
+    def __init__(self, message: str, *, status: int | None = None, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    url: str = "http://localhost:9200"
+    api_key: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    request_timeout: float = 30.0
+    max_retries: int = 3
+    retry_backoff_base: float = 0.5
+    retry_backoff_cap: float = 10.0
+
+    @property
+    def secrets(self) -> list[str]:
+        return [s for s in (self.api_key, self.password) if s]
+
+    @classmethod
+    def resolve(
+        cls,
+        spec: ClusterSpec | None,
+        env: Mapping[str, str] | None = None,
+        **cli: Any,
+    ) -> ConnectionOptions:
+        """Command line beats environment beats the stack file."""
+        env = os.environ if env is None else env
+        opts = cls()
+        if spec is not None:
+            opts = replace(
+                opts,
+                url=spec.url,
+                api_key=spec.api_key.get_secret_value() if spec.api_key else None,
+                username=spec.username,
+                password=spec.password.get_secret_value() if spec.password else None,
+                ca_certs=spec.ca_certs,
+                verify_certs=spec.verify_certs,
+                request_timeout=spec.request_timeout,
+                max_retries=spec.max_retries,
+            )
+        from_env: dict[str, Any] = {
+            "url": env.get("ES_URL"),
+            "api_key": env.get("ES_API_KEY"),
+            "username": env.get("ES_USERNAME"),
+            "password": env.get("ES_PASSWORD"),
+            "ca_certs": env.get("ES_CA_CERTS"),
+        }
+        opts = replace(opts, **{k: v for k, v in from_env.items() if v})
+        given: dict[str, Any] = {k: v for k, v in cli.items() if v is not None and k in cls.__dataclass_fields__}
+        opts = replace(opts, **given)
+        if cli.get("insecure"):
+            opts = replace(opts, verify_certs=False)
+        return opts
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (and URL credentials) replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return re.sub(r"(https?://)[^/@\s:]+:[^/@\s]+@", r"\1***:***@", text)
+
+
+def build_client(options: ConnectionOptions) -> Elasticsearch:
+    """A client with retries and backoff on 429/502/503/504 and on timeouts."""
+    if not options.verify_certs and options.url.startswith("https"):
+        log.warning("TLS certificate verification is disabled (--insecure); do not do this in production")
+        warnings.filterwarnings("ignore", message=".*verify_certs=False.*")
+    basic = (options.username, options.password or "") if options.username else None
+    extra: dict[str, Any] = {"ca_certs": options.ca_certs} if options.ca_certs else {}
+    return Elasticsearch(
+        options.url,
+        api_key=options.api_key,
+        basic_auth=basic,
+        **extra,
+        verify_certs=options.verify_certs,
+        ssl_show_warn=options.verify_certs,
+        request_timeout=options.request_timeout,
+        max_retries=options.max_retries,
+        retry_on_status=RETRY_ON_STATUS,
+        retry_on_timeout=True,
+        retry_backoff_base=options.retry_backoff_base,
+        retry_backoff_cap=options.retry_backoff_cap,
+    )
+
+
+def _reason(body: Any) -> tuple[str | None, str]:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            kind = error.get("type")
+            reason = str(error.get("reason", ""))
+            cause = error.get("caused_by")
+            if isinstance(cause, dict) and cause.get("reason") and cause.get("reason") != reason:
+                reason = f"{reason} (caused by {cause.get('type')}: {cause.get('reason')})"
+            return (str(kind) if kind else None), reason
+        if isinstance(error, str):
+            return None, error
+    return None, str(body)[:500]
+
+
+def describe_error(exc: Exception, action: str, secrets: Iterable[str] = ()) -> ClusterError:
+    """A ClusterError that says what was attempted, what Elasticsearch answered, and nothing secret."""
+    secrets = list(secrets)
+    if isinstance(exc, ApiError):
+        kind, reason = _reason(exc.body)
+        status = exc.meta.status if exc.meta else None
+        text = f"{action}: Elasticsearch answered {status} {kind or ''}: {reason}".replace("  ", " ")
+        if status == 401:
+            text += " (check --api-key / --username and --password, or ES_API_KEY)"
+        elif status == 403 and kind == "security_exception" and "license" in reason:
+            text += " (the cluster's license does not allow this; see cluster.license: trial)"
+        return ClusterError(redact(text, secrets), status=status, error_type=kind)
+    if isinstance(exc, elastic_transport.ConnectionTimeout):
+        return ClusterError(redact(f"{action}: timed out talking to Elasticsearch ({exc})", secrets))
+    if isinstance(exc, elastic_transport.TlsError):
+        return ClusterError(
+            redact(
+                f"{action}: TLS failed ({exc}); pass --ca-certs, or --insecure for a test cluster", secrets
+            )
+        )
+    if isinstance(exc, elastic_transport.ConnectionError | TransportError):
+        return ClusterError(redact(f"{action}: cannot reach Elasticsearch ({exc})", secrets))
+    return ClusterError(redact(f"{action}: {exc}", secrets))
+
+
+class Cluster:
+    """A client plus what every command needs to know about the cluster it talks to."""
+
+    def __init__(self, client: Elasticsearch, options: ConnectionOptions) -> None:
+        self.client = client
+        self.options = options
+        self._version: tuple[int, int, int] | None = None
+
+    @classmethod
+    def connect(cls, options: ConnectionOptions) -> Cluster:
+        return cls(build_client(options), options)
+
+    @property
+    def url(self) -> str:
+        return redact(self.options.url, self.options.secrets)
+
+    def error(self, exc: Exception, action: str) -> ClusterError:
+        return describe_error(exc, action, self.options.secrets)
+
+    def version(self) -> tuple[int, int, int]:
+        if self._version is None:
+            try:
+                number = str(self.client.info()["version"]["number"])
+            except (ApiError, TransportError) as exc:
+                raise self.error(exc, f"connect to {self.url}") from None
+            parts = [int(p) for p in re.findall(r"\d+", number)[:3]]
+            while len(parts) < 3:
+                parts.append(0)
+            self._version = (parts[0], parts[1], parts[2])
+        return self._version
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,142 @@
+"""Text renderings of the library's reports, for people. JSON comes from each report's to_json.
+
+Kept apart from the data so the same Plan feeds text, JSON and the Ansible module alike. Colour
+is added with click.style; click.echo drops it when the stream is not a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import yaml
+
+from provisioning.apply import ApplyReport, ChangeResult
+from provisioning.plan import Change, Plan
+from provisioning.status import StatusReport
+
+SYMBOLS = {
+    "create": ("+", "green"),
+    "update": ("~", "yellow"),
+    "replace": ("-/+", "magenta"),
+    "delete": ("-", "red"),
+}
+MAX_BODY_LINES = 30
+
+
+def _value(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _body_lines(body: dict[str, Any] | None, indent: str) -> list[str]:
+    if not body:
+        return []
+    lines = yaml.safe_dump(
+        body, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
+    ).splitlines()
+    if len(lines) > MAX_BODY_LINES:
+        more = len(lines) - MAX_BODY_LINES
+        lines = [*lines[:MAX_BODY_LINES], f"... ({more} more lines; see --output json)"]
+    return [indent + line for line in lines]
+
+
+def render_change(change: Change) -> list[str]:
+    symbol, colour = SYMBOLS[change.action]
+    head = click.style(f"  {symbol} {change.action} {change.kind} {change.name}", fg=colour, bold=True)
+    lines = [f"{head}  ({change.reason})"]
+    if change.blocked:
+        lines.append(click.style(f"      blocked: {change.blocked}", fg="red"))
+    if change.action == "create":
+        lines += _body_lines(change.after, "      ")
+    for entry in change.diff:
+        if entry.op == "add":
+            lines.append(click.style(f"      + {entry.path}: {_value(entry.after)}", fg="green"))
+        elif entry.op == "remove":
+            lines.append(click.style(f"      - {entry.path}: {_value(entry.before)}", fg="red"))
+        else:
+            lines.append(
+                click.style(
+                    f"      ~ {entry.path}: {_value(entry.before)} -> {_value(entry.after)}", fg="yellow"
+                )
+            )
+    return lines
+
+
+def render_plan(plan: Plan) -> str:
+    verb = "Destroy plan" if plan.mode == "destroy" else "Plan"
+    lines = [f"{verb} for stack '{plan.stack}' on {plan.cluster}:"]
+    if not plan.has_changes:
+        lines.append("  No changes. The cluster matches the stack.")
+    for change in plan.changes:
+        lines += render_change(change)
+    for conflict in plan.conflicts:
+        lines.append(
+            click.style(
+                f"  ! conflict {conflict.kind} {conflict.name}: {conflict.reason}", fg="red", bold=True
+            )
+        )
+        lines.append(f"      {conflict.hint}")
+    for note in plan.notes:
+        lines.append(f"  note: {note}")
+    counts = plan.counts()
+    summary = ", ".join(f"{n} to {a}" for a, n in counts.items())
+    extra = ""
+    if plan.conflicts:
+        extra += f", {len(plan.conflicts)} conflict{'s' if len(plan.conflicts) != 1 else ''}"
+    if plan.blocked:
+        extra += f", {len(plan.blocked)} blocked"
+    lines.append(f"Plan: {summary}{extra}; {len(plan.unchanged)} unchanged.")
+    return "\n".join(lines)
+
+
+def render_result(result: ChangeResult) -> str:
+    change = result.change
+    if result.status == "applied":
+        return click.style(f"  done   {change.action} {change.address} ({result.seconds:.1f}s)", fg="green")
+    if result.status == "failed":
+        return click.style(f"  FAILED {change.action} {change.address}: {result.error}", fg="red", bold=True)
+    return f"  skipped {change.action} {change.address} (not attempted)"
+
+
+def render_apply(report: ApplyReport) -> str:
+    done = [r for r in report.results if r.status == "applied"]
+    pending = [r for r in report.results if r.status == "not_attempted"]
+    if report.ok:
+        return f"Apply complete: {len(done)} change(s) applied."
+    lines = [
+        click.style(
+            f"Apply failed: {len(done)} applied, {len(report.failed)} failed, {len(pending)} not attempted.",
+            fg="red",
+            bold=True,
+        )
+    ]
+    lines += [f"  done: {r.change.address}" for r in done]
+    lines += [f"  failed: {r.change.address}: {r.error}" for r in report.failed]
+    lines += [f"  not done: {r.change.address}" for r in pending]
+    lines.append("Fix the cause and run apply again: it re-plans from the cluster and continues.")
+    return "\n".join(lines)
+
+
+def render_status(report: StatusReport) -> str:
+    lines = [f"Stack '{report.stack}' on {report.cluster}:"]
+    for res in report.resources:
+        if not res.present:
+            state = click.style("missing", fg="red")
+        elif not res.managed:
+            state = click.style("not managed (conflict)", fg="red")
+        elif res.drifted:
+            state = click.style(
+                f"drifted ({'; '.join(res.drift[:3])}{'...' if len(res.drift) > 3 else ''})", fg="yellow"
+            )
+        else:
+            state = click.style("in sync", fg="green")
+        details = ", ".join(f"{k}={v}" for k, v in res.details.items())
+        lines.append(f"  {res.kind:<20} {res.name:<50} {state}{'  ' + details if details else ''}")
+    lines.append(
+        "converged"
+        if report.converged
+        else "not converged: run provision plan to see what apply would change"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""Comparing what a stack wants with what Elasticsearch has, field by field.
+
+Elasticsearch hands bodies back normalised: settings nested under ``index`` with string values,
+defaults added to mappings, fields added by dynamic mapping. Comparing raw JSON would report drift
+on every freshly applied stack, so bodies are canonicalised first, and each resource kind chooses
+whether keys only present on the live side count (exact) or not (subset).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Op = Literal["add", "remove", "change"]
+
+
+@dataclass(frozen=True)
+class DiffEntry:
+    """One field that differs: ``add`` exists only in the desired body, ``remove`` only live."""
+
+    path: str
+    op: Op
+    before: Any = None
+    after: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "op": self.op, "before": self.before, "after": self.after}
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def scalar(value: Any) -> Any:
+    """Elasticsearch's string form of a setting value (``1`` and ``"1"`` are the same setting)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    if isinstance(value, list):
+        return [scalar(v) for v in value]
+    return value
+
+
+def flatten_settings(settings: Mapping[str, Any] | None, *, index_prefix: bool = True) -> dict[str, Any]:
+    """``{"index": {"number_of_shards": 1}}`` and ``{"number_of_shards": "1"}`` both become
+    ``{"index.number_of_shards": "1"}``."""
+    out: dict[str, Any] = {}
+
+    def walk(node: Mapping[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            path = _join(prefix, str(key))
+            if isinstance(value, Mapping):
+                walk(value, path)
+            else:
+                out[path] = scalar(value)
+
+    walk(settings or {}, "")
+    if index_prefix:
+        out = {(k if k.startswith("index.") else f"index.{k}"): v for k, v in out.items()}
+    return out
+
+
+def equal(a: Any, b: Any) -> bool:
+    """Equality that treats 1 and 1.0 alike, as Elasticsearch's JSON does."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def diff(desired: Any, live: Any, *, prefix: str = "", exact: bool = True) -> list[DiffEntry]:
+    """Field-level differences. With ``exact=False``, keys only present live are ignored."""
+    if isinstance(desired, Mapping) and isinstance(live, Mapping):
+        out: list[DiffEntry] = []
+        for key in desired:
+            path = _join(prefix, str(key))
+            if key not in live:
+                out.append(DiffEntry(path, "add", None, desired[key]))
+            else:
+                out.extend(diff(desired[key], live[key], prefix=path, exact=exact))
+        if exact:
+            out.extend(
+                DiffEntry(_join(prefix, str(k)), "remove", live[k], None) for k in live if k not in desired
+            )
+        return out
+    if equal(desired, live):
+        return []
+    return [DiffEntry(prefix or "(body)", "change", live, desired)]
+
+
+def mapping_diff(
+    desired: Mapping[str, Any], live: Mapping[str, Any], *, prefix: str = "", fields_exact: bool = True
+) -> list[DiffEntry]:
+    """Mappings compared on what the spec says; live-only field parameters are Elasticsearch defaults.
+
+    With ``fields_exact`` (templates), a field present live but not declared is drift; without it
+    (indices), such fields came from dynamic mapping and are not.
+    """
+    out: list[DiffEntry] = []
+    for key, want in desired.items():
+        path = _join(prefix, str(key))
+        if key not in live:
+            out.append(DiffEntry(path, "add", None, want))
+        elif isinstance(want, Mapping) and isinstance(live[key], Mapping):
+            out.extend(mapping_diff(want, live[key], prefix=path, fields_exact=fields_exact))
+        elif not equal(want, live[key]):
+            out.append(DiffEntry(path, "change", live[key], want))
+    if fields_exact and prefix.endswith("properties"):
+        out.extend(
+            DiffEntry(_join(prefix, str(k)), "remove", live[k], None) for k in live if k not in desired
+        )
+    if fields_exact and not prefix:
+        out.extend(DiffEntry(str(k), "remove", live[k], None) for k in live if k not in desired)
+    return out
+
+
+def body_hash(body: Any) -> str:
+    """A short stable hash of a body, recorded as ``spec_hash`` so a reader sees which spec wrote it."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def drop_none(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not None}
