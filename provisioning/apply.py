@@ -84,7 +84,8 @@ def apply_plan(
 ) -> ApplyReport:
     """Execute ``plan``'s changes in order; the first failure stops the run."""
     check_applicable(plan)
-    by_kind = {k.kind: k for k in (kinds if kinds is not None else all_kinds(cluster))}
+    chosen = list(kinds) if kinds is not None else (plan.kinds or all_kinds(cluster, plan.context))
+    by_kind = {k.kind: k for k in chosen}
     report = ApplyReport(plan)
     failed = False
     for change in plan.changes:

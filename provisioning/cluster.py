@@ -82,7 +82,9 @@ class ConnectionOptions:
             "ca_certs": env.get("ES_CA_CERTS"),
         }
         opts = replace(opts, **{k: v for k, v in from_env.items() if v})
-        given: dict[str, Any] = {k: v for k, v in cli.items() if v is not None and k in cls.__dataclass_fields__}
+        given: dict[str, Any] = {
+            k: v for k, v in cli.items() if v is not None and k in cls.__dataclass_fields__
+        }
         opts = replace(opts, **given)
         if cli.get("insecure"):
             opts = replace(opts, verify_certs=False)
@@ -167,6 +169,7 @@ class Cluster:
         self.client = client
         self.options = options
         self._version: tuple[int, int, int] | None = None
+        self._info: dict[str, Any] | None = None
 
     @classmethod
     def connect(cls, options: ConnectionOptions) -> Cluster:
@@ -179,12 +182,23 @@ class Cluster:
     def error(self, exc: Exception, action: str) -> ClusterError:
         return describe_error(exc, action, self.options.secrets)
 
-    def version(self) -> tuple[int, int, int]:
-        if self._version is None:
+    def info(self) -> dict[str, Any]:
+        """``GET /``, read once per run."""
+        if self._info is None:
             try:
-                number = str(self.client.info()["version"]["number"])
+                self._info = dict(self.client.info().body)
             except (ApiError, TransportError) as exc:
                 raise self.error(exc, f"connect to {self.url}") from None
+        return self._info
+
+    @property
+    def is_sandbox(self) -> bool:
+        """The provision sandbox runs models with the local torch, so version warnings do not apply."""
+        return bool(self.info().get("version", {}).get("build_type") == "sandbox")
+
+    def version(self) -> tuple[int, int, int]:
+        if self._version is None:
+            number = str(self.info()["version"]["number"])
             parts = [int(p) for p in re.findall(r"\d+", number)[:3]]
             while len(parts) < 3:
                 parts.append(0)

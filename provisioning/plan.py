@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from provisioning.cluster import Cluster
 from provisioning.resources import all_kinds
-from provisioning.resources.base import Action, Desired, Live, ResourceKind
+from provisioning.resources.base import Action, Desired, Live, PlanContext, ResourceKind
 from provisioning.resources.diff import DiffEntry
 from provisioning.spec.stack import Stack
 
@@ -62,6 +62,9 @@ class Plan:
     conflicts: list[Conflict] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The kinds that planned this, with their shared context: apply executes through them.
+    kinds: list[ResourceKind] = field(default_factory=list, repr=False, compare=False)
+    context: PlanContext = field(default_factory=PlanContext, repr=False, compare=False)
 
     @property
     def has_changes(self) -> bool:
@@ -248,7 +251,10 @@ def _plan_kind(
                 live=have,
             )
         )
-    if prune:
+    for change in plan.changes:
+        if change.kind == kind.kind:
+            kind.context.planned[change.address] = change.action
+    if prune and kind.prunable:
         for name, have in live.items():
             if name not in declared and have.managed_by_stack(stack.spec.name):
                 blocked = kind.delete_blocked(have, include_data=include_data)
@@ -266,6 +272,16 @@ def _plan_kind(
                 )
 
 
+def _kinds(cluster: Cluster, kinds: Iterable[ResourceKind] | None) -> tuple[list[ResourceKind], PlanContext]:
+    context = PlanContext()
+    if kinds is None:
+        return all_kinds(cluster, context), context
+    chosen = list(kinds)
+    for kind in chosen:
+        kind.context = context
+    return chosen, context
+
+
 def make_plan(
     stack: Stack,
     cluster: Cluster,
@@ -276,11 +292,11 @@ def make_plan(
     prune: bool = True,
 ) -> Plan:
     """What ``apply`` would do: creates and updates in dependency order, then deletions in reverse."""
-    kinds = list(kinds) if kinds is not None else all_kinds(cluster)
-    plan = Plan(stack=stack.spec.name, cluster=cluster.url, mode="apply")
+    chosen, context = _kinds(cluster, kinds)
+    plan = Plan(stack=stack.spec.name, cluster=cluster.url, mode="apply", kinds=chosen, context=context)
     deletes_by_kind: list[list[Change]] = []
     adopt_set = set(adopt)
-    for kind in kinds:
+    for kind in chosen:
         deletes: list[Change] = []
         _plan_kind(kind, stack, plan, deletes, adopt_set, include_data, prune)
         deletes_by_kind.append(deletes)
@@ -289,6 +305,7 @@ def make_plan(
     unknown = adopt_set - {c.address for c in plan.changes}
     for address in sorted(unknown):
         plan.notes.append(f"--adopt {address}: nothing by that name needed adopting")
+    plan.notes.extend(context.notes)
     return plan
 
 
@@ -300,11 +317,16 @@ def make_destroy_plan(
     include_data: bool = False,
 ) -> Plan:
     """Deletion of everything this stack manages, in reverse dependency order; nothing else is touched."""
-    kinds = list(kinds) if kinds is not None else all_kinds(cluster)
-    plan = Plan(stack=stack.spec.name, cluster=cluster.url, mode="destroy")
-    for kind in reversed(kinds):
-        desired = kind.desired(stack)
-        live = kind.read(stack, [d.name for d in desired])
+    chosen, context = _kinds(cluster, kinds)
+    plan = Plan(stack=stack.spec.name, cluster=cluster.url, mode="destroy", kinds=chosen, context=context)
+    read: list[tuple[ResourceKind, dict[str, Live]]] = []
+    for kind in chosen:  # read forward: ownership of later kinds depends on earlier ones
+        live = kind.read(stack, [d.name for d in kind.desired(stack)])
+        context.live[kind.kind] = live
+        read.append((kind, live))
+    for kind, live in reversed(read):
+        if kind.kind == "license":
+            continue
         for name, have in live.items():
             if not have.managed_by_stack(stack.spec.name):
                 plan.notes.append(f"{kind.kind}/{name} exists but is not managed by this stack: left alone")

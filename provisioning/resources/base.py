@@ -48,6 +48,20 @@ class Live:
         return self.managed_by == MANAGED_BY and self.owner == stack
 
 
+@dataclass
+class PlanContext:
+    """What kinds planned earlier in the same run know, for kinds that depend on them.
+
+    A deployment is this stack's when its model is; a deployment must be restarted when its model
+    is replaced; an alias flip runs the smoke tests first (``gate``).
+    """
+
+    live: dict[str, dict[str, Live]] = field(default_factory=dict)
+    planned: dict[str, str] = field(default_factory=dict)  # address -> action
+    notes: list[str] = field(default_factory=list)
+    gate: Any = None  # Callable[[str, str], None]: (model spec name, new model id) -> raises if unfit
+
+
 @dataclass(frozen=True)
 class Comparison:
     """How a live resource differs from its desired state, and what it takes to converge."""
@@ -83,9 +97,10 @@ class ResourceKind(ABC):
     kind: ClassVar[str]
     title: ClassVar[str]
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, context: PlanContext | None = None) -> None:
         self.cluster = cluster
         self.client = cluster.client
+        self.context = context or PlanContext()
 
     @abstractmethod
     def desired(self, stack: Stack) -> list[Desired]:
@@ -111,6 +126,8 @@ class ResourceKind(ABC):
 
     @abstractmethod
     def delete(self, live: Live) -> None: ...
+
+    prunable: ClassVar[bool] = True  # whether undeclared managed objects of this kind are deleted
 
     def delete_blocked(self, live: Live, *, include_data: bool) -> str | None:
         """Why deleting ``live`` must not happen now (e.g. an index holding documents)."""
