@@ -29,6 +29,7 @@ test: setup lint typecheck
 
 schema: setup
 	$(BIN)/provision schema > schema/stack.schema.json
+	$(BIN)/provision schema --plan > schema/plan.schema.json
 
 quickstart: setup
 	$(BIN)/provision validate stack.yaml

@@ -297,8 +297,81 @@ def status(stack: Path, output: str, **kwargs: Any) -> None:
 
 
 @cli.command()
-def schema() -> None:
-    """Print the JSON Schema (draft 2020-12) of stack.yaml."""
+@click.argument("stack", type=click.Path(path_type=Path))
+@click.argument("names", nargs=-1)
+@output_option
+@connection_options
+def verify(stack: Path, names: tuple[str, ...], output: str, **kwargs: Any) -> None:
+    """Run the smoke tests (all, or NAMES); exit 1 if any fails."""
+    from provisioning.render import render_verify
+    from provisioning.verify import run_smoke_tests
+
+    loaded = _load(stack)
+    cluster = _connect(loaded, _conn(kwargs))
+    report = run_smoke_tests(loaded, cluster, names or None)
+    if output == "json":
+        _emit_json(report.to_json())
+    else:
+        click.echo(render_verify(report))
+    if not report.ok:
+        sys.exit(EXIT_FAILURE)
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path))
+@click.option("--text", help="a description of the images to find")
+@click.option("--image", type=click.Path(path_type=Path), help="an example image to find similar ones")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 10000), help="number of hits")
+@click.option("--index", help="index to search (default: the first ingest job's)")
+@click.option("--model", help="declared model that embeds --text (default: the first deployed one)")
+@click.option(
+    "--via",
+    type=click.Choice(["query_vector_builder", "infer"]),
+    default="query_vector_builder",
+    show_default=True,
+)
+@output_option
+@connection_options
+def search(
+    stack: Path,
+    text: str | None,
+    image: Path | None,
+    k: int,
+    index: str | None,
+    model: str | None,
+    via: str,
+    output: str,
+    **kwargs: Any,
+) -> None:
+    """Find images by a text description (--text) or an example image (--image)."""
+    from provisioning.render import render_search
+    from provisioning.search import Searcher
+
+    if (text is None) == (image is None):
+        raise click.UsageError("give exactly one of --text or --image")
+    loaded = _load(stack)
+    cluster = _connect(loaded, _conn(kwargs))
+    searcher = Searcher(loaded, cluster)
+    if text is not None:
+        result = searcher.search_text(text, k=k, index=index, model=model, via=via)
+    else:
+        assert image is not None
+        result = searcher.search_image(image, k=k, index=index)
+    if output == "json":
+        _emit_json(result.to_json())
+    else:
+        click.echo(render_search(result))
+
+
+@cli.command()
+@click.option("--plan", "plan_", is_flag=True, help="print the schema of `plan --output json` instead")
+def schema(plan_: bool) -> None:
+    """Print the JSON Schema (draft 2020-12) of stack.yaml (or of the JSON plan)."""
+    if plan_:
+        from provisioning.plan import plan_schema
+
+        click.echo(json.dumps(plan_schema(), indent=2, sort_keys=True))
+        return
     from provisioning.spec.schema import stack_schema_json
 
     click.echo(stack_schema_json(), nl=False)

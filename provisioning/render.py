@@ -14,7 +14,9 @@ import yaml
 
 from provisioning.apply import ApplyReport, ChangeResult
 from provisioning.plan import Change, Plan
+from provisioning.search import SearchResult
 from provisioning.status import StatusReport
+from provisioning.verify import VerifyReport
 
 SYMBOLS = {
     "create": ("+", "green"),
@@ -139,4 +141,45 @@ def render_status(report: StatusReport) -> str:
         if report.converged
         else "not converged: run provision plan to see what apply would change"
     )
+    return "\n".join(lines)
+
+
+def render_hits(result: SearchResult, indent: str = "  ") -> list[str]:
+    lines = []
+    for hit in result.hits:
+        lines.append(
+            f"{indent}{hit.rank:>3}. {hit.score:.4f}  {hit.name or '-':<32} {hit.path or '-':<40} {hit.id[:16]}"
+        )
+    if not result.hits:
+        lines.append(f"{indent}(no hits)")
+    return lines
+
+
+def render_search(result: SearchResult) -> str:
+    head = f"{result.kind} query {result.query!r} on {result.index}.{result.field} (k={result.k}, num_candidates={result.num_candidates}, {result.latency_ms:.1f} ms):"
+    return "\n".join([head, *render_hits(result)])
+
+
+def render_verify(report: VerifyReport) -> str:
+    lines = []
+    for res in report.results:
+        if res.passed:
+            recall = f", recall {res.recall:.2f}" if res.recall is not None else ""
+            latency = f", {res.search.latency_ms:.1f} ms" if res.search else ""
+            lines.append(
+                click.style(f"PASS {res.name}", fg="green") + f"  ({len(res.hits)} hits{latency}{recall})"
+            )
+            continue
+        lines.append(
+            click.style(f"FAIL {res.name}", fg="red", bold=True) + f"  query {res.query!r} on {res.index}"
+        )
+        if res.error:
+            lines.append(f"     error: {res.error}")
+        for check in res.checks:
+            if not check.passed:
+                lines.append(f"     {check.message}")
+        if res.search:
+            lines += render_hits(res.search, indent="     ")
+    passed = sum(r.passed for r in report.results)
+    lines.append(f"smoke tests: {passed} passed, {len(report.results) - passed} failed")
     return "\n".join(lines)

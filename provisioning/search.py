@@ -1,0 +1,290 @@
+"""One-off queries: a text or an example image becomes a vector, a kNN search returns images.
+
+Text is embedded inside Elasticsearch by the deployed model (``query_vector_builder``: one round
+trip) or, on request, through ``_infer`` first; images are embedded on this host by the declared
+encoder, since ML nodes run text models only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from elasticsearch import ApiError, TransportError
+from PIL import Image, UnidentifiedImageError
+
+from provisioning.cluster import Cluster
+from provisioning.errors import ProvisionError
+from provisioning.mappings import dense_vector_fields, find_field
+from provisioning.spec.model import KNN_MAX_NUM_CANDIDATES, ModelSpec
+from provisioning.spec.stack import Stack
+
+
+class SearchError(ProvisionError):
+    """A query that cannot be run: no such image, no deployed model, a refused search."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    score: float
+    id: str
+    source: dict[str, Any]
+
+    @property
+    def name(self) -> str | None:
+        value = self.source.get("image_name")
+        return str(value) if value is not None else None
+
+    @property
+    def path(self) -> str | None:
+        value = self.source.get("relative_path")
+        return str(value) if value is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rank": self.rank, "score": self.score, "id": self.id, "name": self.name, "path": self.path}
+
+
+@dataclass
+class SearchResult:
+    query: str
+    kind: Literal["text", "image"]
+    index: str
+    field: str
+    k: int
+    num_candidates: int
+    hits: list[Hit] = dataclasses.field(default_factory=list)
+    latency_ms: float = 0.0
+    took_ms: int | None = None
+    vector: list[float] | None = dataclasses.field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "kind": self.kind,
+            "index": self.index,
+            "field": self.field,
+            "k": self.k,
+            "num_candidates": self.num_candidates,
+            "latency_ms": round(self.latency_ms, 2),
+            "took_ms": self.took_ms,
+            "hits": [h.to_json() for h in self.hits],
+        }
+
+
+def source_value(source: dict[str, Any], dotted: str) -> Any:
+    """``exif.date`` from ``{"exif": {"date": ...}}`` (or a literal dotted key)."""
+    if dotted in source:
+        return source[dotted]
+    node: Any = source
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def model_ref(model: ModelSpec) -> str:
+    """The id a query names the model by: the alias when one is declared (it follows rollovers)."""
+    if model.alias:
+        return model.alias
+    if model.deployment and model.deployment.deployment_id:
+        return model.deployment.deployment_id
+    return model.model_id
+
+
+def default_num_candidates(k: int) -> int:
+    return min(max(int(k * 1.5), k), KNN_MAX_NUM_CANDIDATES)
+
+
+class Searcher:
+    """Runs kNN queries for one stack; loads encoders once."""
+
+    def __init__(self, stack: Stack, cluster: Cluster) -> None:
+        self.stack = stack
+        self.cluster = cluster
+        self._encoders: dict[str, Any] = {}
+
+    # -- defaults from the stack -------------------------------------------------------------
+    def default_index(self) -> str:
+        indices = list(
+            dict.fromkeys([j.index for j in self.stack.spec.ingest.values()] + list(self.stack.spec.indices))
+        )
+        if not indices:
+            raise SearchError("the stack declares no index; pass --index")
+        return indices[0]
+
+    def vector_field(self, index: str, field: str | None = None) -> str:
+        if field:
+            return field
+        for job in self.stack.spec.ingest.values():
+            if job.index == index:
+                return job.vector_field
+        vectors = list(dense_vector_fields(self.stack.effective_mappings(index)))
+        if len(vectors) != 1:
+            raise SearchError(
+                f"index {index} has {len(vectors)} dense_vector fields in the stack; cannot choose one"
+            )
+        return vectors[0]
+
+    def similarity(self, index: str, field: str) -> str:
+        mapping = find_field(self.stack.effective_mappings(index), field) or {}
+        return str(mapping.get("similarity", "cosine"))
+
+    def default_model(self) -> str:
+        candidates = [
+            n for n, m in self.stack.spec.models.items() if m.deployment and m.task_type == "text_embedding"
+        ]
+        if not candidates:
+            raise SearchError("the stack declares no deployed text_embedding model to embed text queries")
+        return candidates[0]
+
+    def default_encoder(self, index: str) -> str:
+        for job in self.stack.spec.ingest.values():
+            if job.index == index:
+                return job.encoder
+        if len(self.stack.spec.encoders) == 1:
+            return next(iter(self.stack.spec.encoders))
+        raise SearchError(f"no encoder is tied to index {index}; declare an ingest job for it")
+
+    # -- embedding -----------------------------------------------------------------------------
+    def encoder(self, name: str) -> Any:
+        if name not in self._encoders:
+            from provisioning.embedding.encoders import load_encoder
+
+            spec = self.stack.spec.encoders.get(name)
+            if spec is None:
+                raise SearchError(f"encoder {name!r} is not declared in {self.stack.path.name}")
+            self._encoders[name] = load_encoder(name, spec, self.stack.base_dir)
+        return self._encoders[name]
+
+    def embed_image(self, path: Path, encoder: str) -> list[float]:
+        if not path.is_file():
+            raise SearchError(f"image not found: {path}")
+        try:
+            with Image.open(path) as image:
+                image.load()
+                rgb = image.convert("RGB")
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+            raise SearchError(f"cannot read image {path}: {exc}") from None
+        vectors = self.encoder(encoder).encode_images([rgb])
+        return [float(x) for x in vectors[0]]
+
+    def embed_text(self, text: str, ref: str) -> list[float]:
+        """The text's vector from the deployed model, through ``_infer``."""
+        try:
+            answer = self.cluster.client.ml.infer_trained_model(
+                model_id=ref, docs=[{"text_field": text}], timeout="30s"
+            )
+        except (ApiError, TransportError) as exc:
+            raise self._model_error(exc, ref) from None
+        result = answer.body["inference_results"][0]
+        if "predicted_value" not in result:
+            raise SearchError(f"model {ref} did not return an embedding: {result}")
+        return [float(x) for x in result["predicted_value"]]
+
+    def _model_error(self, exc: ApiError | TransportError, ref: str) -> ProvisionError:
+        err = self.cluster.error(exc, f"embed the query with model {ref}")
+        text = str(err)
+        if "not deployed" in text or "deployment" in text or "resource_not_found" in text:
+            return SearchError(
+                f"{text}. Is the model deployed? Run `provision apply` (or check `provision status`)."
+            )
+        return err
+
+    # -- searching -----------------------------------------------------------------------------
+    def knn(
+        self,
+        *,
+        index: str,
+        field: str,
+        k: int,
+        num_candidates: int,
+        query_vector: list[float] | None = None,
+        builder_ref: str | None = None,
+        text: str | None = None,
+        filter: Any = None,
+        similarity: float | None = None,
+        query: str,
+        kind: Literal["text", "image"],
+    ) -> SearchResult:
+        knn: dict[str, Any] = {"field": field, "k": k, "num_candidates": num_candidates}
+        if query_vector is not None:
+            knn["query_vector"] = query_vector
+        else:
+            knn["query_vector_builder"] = {"text_embedding": {"model_id": builder_ref, "model_text": text}}
+        if filter is not None:
+            knn["filter"] = filter
+        if similarity is not None:
+            knn["similarity"] = similarity
+        started = time.perf_counter()
+        try:
+            answer = self.cluster.client.search(index=index, knn=knn, size=k, source_excludes=[field])
+        except (ApiError, TransportError) as exc:
+            if builder_ref is not None:
+                raise self._model_error(exc, builder_ref) from None
+            raise self.cluster.error(exc, f"kNN search on {index}") from None
+        latency = (time.perf_counter() - started) * 1000
+        hits = [
+            Hit(rank=i + 1, score=float(h["_score"]), id=str(h["_id"]), source=dict(h.get("_source") or {}))
+            for i, h in enumerate(answer.body["hits"]["hits"])
+        ]
+        return SearchResult(
+            query, kind, index, field, k, num_candidates, hits, latency, answer.body.get("took"), query_vector
+        )
+
+    def search_text(
+        self,
+        text: str,
+        *,
+        k: int = 10,
+        index: str | None = None,
+        model: str | None = None,
+        via: str = "query_vector_builder",
+    ) -> SearchResult:
+        index = index or self.default_index()
+        field = self.vector_field(index)
+        spec_name = model or self.default_model()
+        if spec_name not in self.stack.spec.models:
+            raise SearchError(f"model {spec_name!r} is not declared in {self.stack.path.name}")
+        ref = model_ref(self.stack.spec.models[spec_name])
+        if via == "infer":
+            vector = self.embed_text(text, ref)
+            return self.knn(
+                index=index,
+                field=field,
+                k=k,
+                num_candidates=default_num_candidates(k),
+                query_vector=vector,
+                query=text,
+                kind="text",
+            )
+        return self.knn(
+            index=index,
+            field=field,
+            k=k,
+            num_candidates=default_num_candidates(k),
+            builder_ref=ref,
+            text=text,
+            query=text,
+            kind="text",
+        )
+
+    def search_image(
+        self, path: Path, *, k: int = 10, index: str | None = None, encoder: str | None = None
+    ) -> SearchResult:
+        index = index or self.default_index()
+        field = self.vector_field(index)
+        vector = self.embed_image(path, encoder or self.default_encoder(index))
+        return self.knn(
+            index=index,
+            field=field,
+            k=k,
+            num_candidates=default_num_candidates(k),
+            query_vector=vector,
+            query=str(path),
+            kind="image",
+        )
