@@ -104,6 +104,11 @@ def build_client(options: ConnectionOptions) -> Elasticsearch:
     if not options.verify_certs and options.url.startswith("https"):
         log.warning("TLS certificate verification is disabled (--insecure); do not do this in production")
         warnings.filterwarnings("ignore", message=".*verify_certs=False.*")
+    if options.api_key and options.username:
+        raise ProvisionError(
+            "both an API key and a username are configured (from the stack, ES_* variables or options); "
+            "Elasticsearch takes one kind of credentials: remove one"
+        )
     basic = (options.username, options.password or "") if options.username else None
     extra: dict[str, Any] = {"ca_certs": options.ca_certs} if options.ca_certs else {}
     return Elasticsearch(
