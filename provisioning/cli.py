@@ -50,8 +50,37 @@ def output_option(func: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="provisioning", prog_name="provision")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="more detail on stderr (-vv: debug)")
+@click.option("-q", "--quiet", is_flag=True, help="only warnings and errors on stderr")
+def cli(verbose: int, quiet: bool) -> None:
     """Declarative provisioning of image similarity search on Elasticsearch."""
+    _configure_logging(verbose, quiet)
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    """Progress and warnings go to stderr, so stdout stays one JSON document with --output json."""
+    import logging
+
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if verbose else "  %(message)s"))
+    root = logging.getLogger("provisioning")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    if not verbose:
+        for noisy in (
+            "elasticsearch",
+            "elastic_transport",
+            "transformers",
+            "sentence_transformers",
+            "urllib3",
+        ):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        import os
+
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @cli.command()

@@ -8,13 +8,16 @@ current without tracing anything, and the local cache means a second upload does
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -168,6 +171,32 @@ def real_memory_bytes(definition: Path) -> int:
     return int(params + buffers)
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[Path]:
+    """Send file descriptor 2 to a file while eland traces.
+
+    eland profiles the model with torch.profiler, whose native code prints profiler start/stop
+    lines straight to fd 2, and transformers warns about tracing; none of it is for the user.
+    The captured text is kept so a failure can show it.
+    """
+    import warnings
+
+    capture = Path(tempfile.mkstemp(prefix="trace-", suffix=".log")[1])
+    saved = os.dup(2)
+    try:
+        with capture.open("wb") as sink, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sys.stderr.flush()
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield capture
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 class Tracer:
     """Traces models into a cache directory keyed by fingerprint."""
 
@@ -203,32 +232,34 @@ class Tracer:
         log.info("models.%s: tracing %s with eland (task %s)", name, location, model.task_type)
         from eland.ml.pytorch.transformers import TransformerModel
 
-        try:
-            traced = TransformerModel(
-                model_id=str(location),
-                task_type=model.task_type,
-                es_version=es_version,
-                quantize=model.quantize,
-                ingest_prefix=model.ingest_prefix,
-                search_prefix=model.search_prefix,
-                max_model_input_size=model.max_model_input_length,
-            )
-        except (OSError, TypeError, ValueError, KeyError) as exc:
-            raise TracingError(f"models.{name}: eland cannot trace {location}: {exc}") from exc
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix="trace-", dir=self.root))
         try:
-            definition, config, _vocabulary = traced.save(str(staging))
+            with _quiet_native_stderr() as captured:
+                try:
+                    traced = TransformerModel(
+                        model_id=str(location),
+                        task_type=model.task_type,
+                        es_version=es_version,
+                        quantize=model.quantize,
+                        ingest_prefix=model.ingest_prefix,
+                        search_prefix=model.search_prefix,
+                        max_model_input_size=model.max_model_input_length,
+                    )
+                    definition, config, _vocabulary = traced.save(str(staging))
+                except (OSError, TypeError, ValueError, KeyError, RuntimeError) as exc:
+                    detail = captured.read_text(errors="replace").strip()[-2000:]
+                    captured.unlink(missing_ok=True)
+                    raise TracingError(
+                        f"models.{name}: eland cannot trace {location}: {exc}" + (f"\n{detail}" if detail else "")
+                    ) from exc
+            captured.unlink(missing_ok=True)
             config_dict: dict[str, Any] = config.to_dict()
             meta = dict(config_dict.get("metadata") or {})
             size = real_memory_bytes(Path(definition))
             meta["per_deployment_memory_bytes"] = size
             config_dict["metadata"] = meta
-            manifest = {
-                "definition": Path(definition).name,
-                "config": config_dict,
-                "fingerprint": print_.facts,
-            }
+            manifest = {"definition": Path(definition).name, "config": config_dict, "fingerprint": print_.facts}
             (staging / "provision.json").write_text(json.dumps(manifest, indent=2))
             target = self.root / "traced" / print_.digest
             target.parent.mkdir(parents=True, exist_ok=True)
