@@ -69,3 +69,16 @@ def resource_name_problem(name: str) -> str | None:
     if any(ch.isspace() for ch in name):
         return "must not contain whitespace"
     return None
+
+
+_MODEL_ALIAS = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+def model_alias_problem(alias: str) -> str | None:
+    """Why ``alias`` is not a valid trained model alias (stricter than model ids: no dots, no
+    trailing digit, so an alias can never be mistaken for a versioned model id)."""
+    if len(alias) > MODEL_ID_MAX:
+        return f"is {len(alias)} characters long; Elasticsearch allows at most {MODEL_ID_MAX}"
+    if not _MODEL_ALIAS.match(alias) or alias[-1].isdigit():
+        return "must be lowercase letters, digits, '-' or '_', start with a letter or digit and not end with a digit"
+    return None

@@ -70,6 +70,19 @@ def sandbox_config(**overrides: object) -> SandboxConfig:
     return SandboxConfig(**base)  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _trace_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One trace cache per test session: real tracing once, cache hits after, nothing in ~/.cache."""
+    previous = os.environ.get("PROVISION_CACHE_DIR")
+    path = tmp_path_factory.mktemp("provision-cache")
+    os.environ["PROVISION_CACHE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("PROVISION_CACHE_DIR", None)
+    else:
+        os.environ["PROVISION_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def es_target(request: pytest.FixtureRequest) -> Iterator[Target]:
     kind = request.config.getoption("--es")

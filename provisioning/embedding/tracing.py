@@ -157,17 +157,26 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "provision"
 
 
-def real_memory_bytes(definition: Path) -> int:
-    """Bytes of the traced module's parameters and buffers: what a deployment holds per copy.
+def real_memory_bytes(location: Path | str) -> int:
+    """Bytes of the model's parameters and buffers: what a deployment holds per copy.
 
-    eland computes this from its wrapper, which with sentence-transformers >= 5.4 counts the
-    model twice; measuring the TorchScript that is actually uploaded avoids that.
+    eland measures its tracing wrapper, which with sentence-transformers >= 5.4 holds the
+    transformer twice and so records twice the size; the traced TorchScript inlines its weights
+    as constants, so it cannot be measured either. The source model, loaded on its own, can.
     """
     import torch
 
-    module = torch.jit.load(str(definition), map_location="cpu")  # type: ignore[no-untyped-call]
-    params = sum(p.nelement() * p.element_size() for p in module.parameters())
-    buffers = sum(b.nelement() * b.element_size() for b in module.buffers())
+    local = Path(location)
+    if (local / "modules.json").is_file():
+        from sentence_transformers import SentenceTransformer
+
+        model: torch.nn.Module = SentenceTransformer(str(local), device="cpu")
+    else:
+        from transformers import AutoModel
+
+        model = AutoModel.from_pretrained(str(location))
+    params = sum(p.nelement() * p.element_size() for p in model.parameters())
+    buffers = sum(b.nelement() * b.element_size() for b in model.buffers())
     return int(params + buffers)
 
 
@@ -247,19 +256,24 @@ class Tracer:
                         max_model_input_size=model.max_model_input_length,
                     )
                     definition, config, _vocabulary = traced.save(str(staging))
+                    size = real_memory_bytes(location)
                 except (OSError, TypeError, ValueError, KeyError, RuntimeError) as exc:
                     detail = captured.read_text(errors="replace").strip()[-2000:]
                     captured.unlink(missing_ok=True)
                     raise TracingError(
-                        f"models.{name}: eland cannot trace {location}: {exc}" + (f"\n{detail}" if detail else "")
+                        f"models.{name}: eland cannot trace {location}: {exc}"
+                        + (f"\n{detail}" if detail else "")
                     ) from exc
             captured.unlink(missing_ok=True)
             config_dict: dict[str, Any] = config.to_dict()
             meta = dict(config_dict.get("metadata") or {})
-            size = real_memory_bytes(Path(definition))
             meta["per_deployment_memory_bytes"] = size
             config_dict["metadata"] = meta
-            manifest = {"definition": Path(definition).name, "config": config_dict, "fingerprint": print_.facts}
+            manifest = {
+                "definition": Path(definition).name,
+                "config": config_dict,
+                "fingerprint": print_.facts,
+            }
             (staging / "provision.json").write_text(json.dumps(manifest, indent=2))
             target = self.root / "traced" / print_.digest
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,10 @@ def _model_id(value: str) -> str:
     return _check(names.model_id_problem(value), "model id", value)
 
 
+def _model_alias(value: str) -> str:
+    return _check(names.model_alias_problem(value), "model alias", value)
+
+
 def _index_name(value: str) -> str:
     return _check(names.index_name_problem(value), "index name", value)
 
@@ -85,6 +89,7 @@ def _byte_size(value: str) -> str:
 
 
 ModelId = Annotated[str, AfterValidator(_model_id)]
+ModelAlias = Annotated[str, AfterValidator(_model_alias)]
 IndexName = Annotated[str, AfterValidator(_index_name)]
 IndexPattern = Annotated[str, AfterValidator(_index_pattern)]
 ResourceName = Annotated[str, AfterValidator(_resource_name)]
@@ -220,7 +225,10 @@ class ModelSpec(Strict):
     description: str | None = None
     ingest_prefix: str | None = None
     search_prefix: str | None = None
-    alias: ModelId | None = Field(None, description="a trained model alias pointed at this model")
+    alias: ModelAlias | None = Field(
+        None,
+        description="a trained model alias pointed at this model; pipelines and queries that use it follow rollovers",
+    )
     deployment: DeploymentSpec | None = None
 
 
