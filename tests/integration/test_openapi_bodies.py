@@ -1,0 +1,107 @@
+"""Every request body the project builds is one Elasticsearch's API description accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from provisioning.apply import apply_plan
+from provisioning.cluster import Cluster, ConnectionOptions
+from provisioning.plan import make_destroy_plan, make_plan
+from provisioning.search import Searcher
+from provisioning.verify import run_smoke_tests
+from tests.conftest import Target
+from tests.integration.models_support import model_stack
+from tests.integration.openapi_check import OPENAPI, RecordingNode, Sent, problems
+from tests.integration.stacks import load, resources_stack, unique
+
+pytestmark = pytest.mark.skipif(not OPENAPI.exists(), reason=f"conformance data not found at {OPENAPI}")
+
+
+def full_stack(name: str) -> dict[str, Any]:
+    body = resources_stack(name)
+    body.update({k: v for k, v in model_stack(name, f"{name}-model").items() if k in ("cluster", "models")})
+    body["models"]["clip-text"]["alias"] = f"{name}-text"
+    body["inference_endpoints"] = {f"{name}-endpoint": {"model": "clip-text"}}
+    props = body["index_templates"][f"{name}-images"]["template"]["mappings"]["properties"]
+    props["vec"]["dims"] = 32
+    props["source"] = {"type": "keyword"}
+    body["pipelines"][f"{name}-tag"]["processors"].append(
+        {
+            "inference": {
+                "model_id": f"{name}-text",
+                "input_output": [{"input_field": "caption", "output_field": "vec"}],
+                "ignore_missing": True,
+            }
+        }
+    )
+    body["smoke_tests"] = {
+        "builder": {
+            "index": f"{name}-images",
+            "field": "vec",
+            "text": "a red circle",
+            "model": "clip-text",
+            "k": 3,
+            "expect": {"min_recall": 1.0},
+        },
+        "infer": {
+            "index": f"{name}-images",
+            "field": "vec",
+            "text": "ein roter Kreis",
+            "model": "clip-text",
+            "k": 3,
+            "embed_via": "infer",
+        },
+    }
+    return body
+
+
+def test_bodies_sent_by_apply_verify_search_and_destroy_match_the_api(
+    es: Elasticsearch, es_target: Target, tmp_path: Path
+) -> None:
+    RecordingNode.sent = []
+    client = Elasticsearch(es_target.url, node_class=RecordingNode, request_timeout=60)
+    cluster = Cluster(client, ConnectionOptions(url=es_target.url))
+    name = unique("openapi")
+    stack = load(tmp_path, full_stack(name))
+    assert apply_plan(make_plan(stack, cluster), cluster).ok
+    es.index(
+        index=f"{name}-images",
+        document={"image_name": "a.jpg", "caption": "a red circle"},
+        pipeline=f"{name}-tag",
+        refresh=True,
+    )
+    assert run_smoke_tests(stack, cluster).ok
+    Searcher(stack, cluster).search_text("a red circle", k=2, index=f"{name}-images")
+    changed = full_stack(name)
+    changed["models"]["clip-text"]["deployment"]["number_of_allocations"] = 2
+    changed["index_templates"][f"{name}-images"]["template"]["mappings"]["properties"]["width"] = {
+        "type": "integer"
+    }
+    updated = load(tmp_path, changed)
+    assert apply_plan(make_plan(updated, cluster), cluster).ok
+    assert apply_plan(make_destroy_plan(updated, cluster, include_data=True), cluster).ok
+
+    with_bodies = [s for s in RecordingNode.sent if s.body]
+    kinds = {(s.method, s.path.split("/")[1] if s.path.count("/") else s.path) for s in with_bodies}
+    assert len(with_bodies) >= 12, (
+        kinds
+    )  # templates, pipeline, index, model parts, vocabulary, endpoint, searches...
+    found: list[str] = []
+    for sent in with_bodies:
+        found += problems(sent)
+    assert found == [], "\n".join(found)
+
+
+def test_checker_rejects_a_body_elasticsearch_would_refuse() -> None:
+    bad = Sent("PUT", "/_index_template/x", b'{"index_patterns": ["a*"], "priorty": 1}', "application/json")
+    assert any("priorty" in p for p in problems(bad))
+    wrong_type = Sent(
+        "PUT", "/_index_template/x", b'{"index_patterns": ["a*"], "priority": "high"}', "application/json"
+    )
+    assert problems(wrong_type)
+    good = Sent("PUT", "/_index_template/x", b'{"index_patterns": ["a*"], "priority": 1}', "application/json")
+    assert problems(good) == []
