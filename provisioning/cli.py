@@ -19,6 +19,7 @@ from provisioning.errors import ProvisionError, SpecError
 
 if TYPE_CHECKING:
     from provisioning.cluster import Cluster
+    from provisioning.ingest.report import IngestReport
     from provisioning.spec import Stack
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -245,32 +246,60 @@ def apply(
     """Converge the cluster to STACK, then run its ingest jobs and smoke tests."""
     from provisioning.apply import apply_plan, check_applicable
     from provisioning.plan import make_plan
-    from provisioning.render import render_apply, render_plan, render_result
+    from provisioning.render import render_apply, render_plan, render_result, render_verify
+    from provisioning.verify import rollover_gate, run_smoke_tests
 
     loaded = _load(stack)
     cluster = _connect(loaded, _conn(kwargs))
     the_plan = make_plan(loaded, cluster, adopt=adopt, include_data=include_data)
+    the_plan.context.gate = rollover_gate(loaded, cluster)
     document: dict[str, Any] = {"plan": the_plan.to_json()}
     text = output == "text"
+
+    def finish(code: int) -> NoReturn:
+        if not text:
+            _emit_json(document)
+        sys.exit(code)
+
     if text:
         click.echo(render_plan(the_plan))
     check_applicable(the_plan)
     if the_plan.changes:
         _confirm("Apply these changes?", auto_approve, "--auto-approve")
-        report = apply_plan(
-            the_plan,
-            cluster,
-            on_result=lambda r: click.echo(render_result(r), err=True),
-        )
+        report = apply_plan(the_plan, cluster, on_result=lambda r: click.echo(render_result(r), err=True))
         document["apply"] = report.to_json()
         if text:
             click.echo(render_apply(report))
         if not report.ok:
-            if not text:
-                _emit_json(document)
-            sys.exit(EXIT_FAILURE)
-    if not text:
-        _emit_json(document)
+            finish(EXIT_FAILURE)
+    if loaded.spec.ingest and not skip_ingest:
+        ingest_report = _run_ingest(loaded, cluster, None, full=False, prune=None)
+        document["ingest"] = ingest_report.to_dict()
+        if text:
+            from provisioning.ingest.report import render_text
+
+            click.echo(render_text(ingest_report))
+        if not ingest_report.ok:
+            finish(EXIT_FAILURE)
+    if loaded.spec.smoke_tests and not skip_verify:
+        verified = run_smoke_tests(loaded, cluster)
+        document["verify"] = verified.to_json()
+        if text:
+            click.echo(render_verify(verified))
+        if not verified.ok:
+            finish(EXIT_FAILURE)
+    finish(EXIT_OK)
+
+
+def _run_ingest(
+    stack: Stack, cluster: Cluster, jobs: list[str] | None, *, full: bool, prune: bool | None
+) -> Any:
+    """Run ingest jobs with a progress bar on stderr when it is a terminal."""
+    from provisioning.ingest.progress import TqdmProgress
+    from provisioning.ingest.run import run_ingest
+
+    progress = TqdmProgress(sys.stderr) if sys.stderr.isatty() else None
+    return run_ingest(stack, cluster.client, jobs, full=full, prune=prune, progress=progress)
 
 
 @cli.command()
@@ -323,6 +352,45 @@ def status(stack: Path, output: str, **kwargs: Any) -> None:
         _emit_json(report.to_json())
     else:
         click.echo(render_status(report))
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path))
+@click.argument("names", nargs=-1)
+@click.option("--full", is_flag=True, help="re-embed every file, also those already indexed")
+@click.option(
+    "--prune/--no-prune",
+    default=None,
+    help="delete documents whose file is gone (default: each job's prune setting)",
+)
+@output_option
+@connection_options
+def ingest(
+    stack: Path, names: tuple[str, ...], full: bool, prune: bool | None, output: str, **kwargs: Any
+) -> None:
+    """Run the ingest jobs (all, or NAMES): embed the images not yet indexed and index them.
+
+    Exit 1 when an embedded image could not be indexed; files that are not usable images are
+    listed in the report without failing the run.
+    """
+    from provisioning.cluster import redact
+    from provisioning.ingest import TqdmProgress, render_text, run_ingest
+
+    loaded = _load(stack)
+    cluster = _connect(loaded, _conn(kwargs))
+    progress = TqdmProgress(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        report = run_ingest(loaded, cluster.client, names or None, full=full, prune=prune, progress=progress)
+    except ProvisionError as exc:
+        _fail(redact(str(exc), cluster.options.secrets))
+    finally:
+        cluster.close()
+    if output == "json":
+        _emit_json(report.to_dict())
+    else:
+        click.echo(render_text(report))
+    if not report.ok:
+        sys.exit(EXIT_FAILURE)
 
 
 @cli.command()
