@@ -293,7 +293,7 @@ def apply(
 
 def _run_ingest(
     stack: Stack, cluster: Cluster, jobs: list[str] | None, *, full: bool, prune: bool | None
-) -> Any:
+) -> IngestReport:
     """Run ingest jobs with a progress bar on stderr when it is a terminal."""
     from provisioning.ingest.progress import TqdmProgress
     from provisioning.ingest.run import run_ingest
