@@ -1,7 +1,9 @@
 """Everything the sandbox knows, behind one lock.
 
-Each API area owns its part (``indices``, templates, pipelines, ``ml``); handlers hold ``lock``
+Each API area owns its part (``indices``, ``templates``, ``pipelines``, ``ml``); handlers hold ``lock``
 while they read or change state so that a request sees and leaves a consistent cluster.
+Persistence (``--data DIR``) snapshots every part; see :mod:`provisioning.sandbox.persistence`
+for the protocol a part implements to store itself efficiently.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +58,10 @@ class SandboxState:
         self.license_type = config.license
         # API areas attach their state here (indices, templates, pipelines, ml, ...).
         self.parts: dict[str, Any] = {}
+        self._change_listeners: list[Callable[[], None]] = []
+        # The seeded fault-injection coin; the server replaces it with its own (see Faults).
+        self.chance: Callable[[float], bool] = lambda rate: False
+        self.router_routes: list[Any] = []  # the server's routes, for GET /_capabilities
 
     def part(self, name: str, factory: Any) -> Any:
         """The state of one API area, created on first use."""
@@ -62,3 +69,12 @@ class SandboxState:
             if name not in self.parts:
                 self.parts[name] = factory()
             return self.parts[name]
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Register a callback run after state changes (persistence uses it to schedule a snapshot)."""
+        self._change_listeners.append(listener)
+
+    def mark_dirty(self) -> None:
+        """Tell persistence something changed outside a write request (e.g. a deployment started)."""
+        for listener in self._change_listeners:
+            listener()

@@ -9,6 +9,13 @@ from provisioning.sandbox.http import RouteTable
 # Modules are listed here as they are written; each defines ``routes = RouteTable()``.
 MODULES = [
     "provisioning.sandbox.api.cluster",
+    "provisioning.sandbox.api.indices",
+    "provisioning.sandbox.api.templates",
+    "provisioning.sandbox.api.documents",
+    "provisioning.sandbox.api.search",
+    "provisioning.sandbox.api.ingest",
+    "provisioning.sandbox.api.ml",
+    "provisioning.sandbox.api.inference",
 ]
 
 

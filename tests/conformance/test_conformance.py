@@ -1,0 +1,122 @@
+"""Elastic's YAML REST tests against the test target (``--es``, the in-process sandbox by default).
+
+Two gates, both documented in ``docs/conformance.md``:
+- at least 95% of all tests in ``<conformance>/yaml`` pass (passed / (passed + failed + skipped));
+- every skip matches the documented allow-list of features and APIs out of the sandbox's scope.
+
+The conformance folder is ``$PROVISION_CONFORMANCE_DIR`` or ``<repo>/../shared/conformance``; where
+it is absent these tests skip and say so. The run wipes the target between tests, as Elasticsearch's
+own test framework does.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from provisioning.sandbox import SandboxServer
+from tests.conformance.cli import REPO, default_conformance_dir, summary_line
+from tests.conformance.runner import Runner, TestResult
+from tests.conformance.spec import SpecRegistry
+from tests.conformance.suite import discover
+from tests.conformance.transport import Transport
+from tests.conftest import Target, sandbox_config
+
+PASS_RATE = 0.95
+DOC = REPO / "docs" / "conformance.md"
+ALLOW_LIST_START = "<!-- skip-allow-list:start -->"
+ALLOW_LIST_END = "<!-- skip-allow-list:end -->"
+
+
+def load_allow_list(doc: Path = DOC) -> list[tuple[re.Pattern[str], str]]:
+    """The (pattern, why) rows of the skip allow-list table in the docs.
+
+    Each pattern is a regular expression searched in ``file::test: skip reason``.
+    """
+    text = doc.read_text(encoding="utf-8")
+    if ALLOW_LIST_START not in text or ALLOW_LIST_END not in text:
+        raise AssertionError(f"{doc} has no skip allow-list between {ALLOW_LIST_START} and {ALLOW_LIST_END}")
+    block = text.split(ALLOW_LIST_START, 1)[1].split(ALLOW_LIST_END, 1)[0]
+    rows = []
+    for line in block.splitlines():
+        found = re.match(r"^\|\s*`([^`]+)`\s*\|(.*)\|\s*$", line)
+        if found:
+            rows.append((re.compile(found.group(1)), found.group(2).strip()))
+    return rows
+
+
+def undocumented_skips(results: list[TestResult], allow_list: list[tuple[re.Pattern[str], str]]) -> list[str]:
+    return [
+        r.line()
+        for r in results
+        if r.outcome == "skip"
+        and not any(pattern.search(f"{r.id}: {r.message}") for pattern, _ in allow_list)
+    ]
+
+
+@pytest.fixture(scope="module")
+def conformance_results(es_target: Target) -> list[TestResult]:
+    conformance = default_conformance_dir()
+    yaml_dir = conformance / "yaml"
+    if not yaml_dir.is_dir():
+        pytest.skip(
+            f"no conformance tests at {yaml_dir} (set PROVISION_CONFORMANCE_DIR to the conformance folder)"
+        )
+    spec_dir = conformance / "rest-api-spec"
+    registry = SpecRegistry([spec_dir] if spec_dir.is_dir() else [])
+    private: SandboxServer | None = None
+    url = es_target.url
+    if es_target.sandbox is not None:
+        # A sandbox of its own, on a trial license like Elasticsearch's own test clusters: the run
+        # wipes the cluster between tests, which must not touch the session's shared sandbox.
+        private = SandboxServer(sandbox_config(license="trial")).start()
+        url = private.url
+    transport = Transport(url, api_key=es_target.api_key, basic_auth=es_target.basic_auth)
+    try:
+        results = list(Runner(transport, registry).run(discover([yaml_dir])))
+    finally:
+        transport.close()
+        if private is not None:
+            private.stop()
+    for result in results:
+        print(result.line())
+    print(summary_line(results))
+    return results
+
+
+@pytest.mark.slow
+def test_pass_rate(conformance_results: list[TestResult]) -> None:
+    total = len(conformance_results)
+    assert total > 0, "the conformance folder holds no tests"
+    passed = sum(r.outcome == "pass" for r in conformance_results)
+    not_passed = [r.line() for r in conformance_results if r.outcome != "pass"]
+    rate = passed / total
+    assert rate >= PASS_RATE, (
+        f"{passed}/{total} = {rate:.1%} of the YAML REST tests pass, below {PASS_RATE:.0%} "
+        f"({summary_line(conformance_results)}); not passing:\n" + "\n".join(not_passed)
+    )
+
+
+@pytest.mark.slow
+def test_every_skip_is_documented_out_of_scope(conformance_results: list[TestResult]) -> None:
+    undocumented = undocumented_skips(conformance_results, load_allow_list())
+    assert not undocumented, (
+        "skips not covered by the allow-list in docs/conformance.md (a skip is only for a feature or API "
+        "documented as out of the sandbox's scope):\n" + "\n".join(undocumented)
+    )
+
+
+def test_allow_list_is_documented_and_strict() -> None:
+    rows = load_allow_list()
+    assert rows, "the skip allow-list in docs/conformance.md is empty"
+    assert all(why for _, why in rows), "every allow-list row says why it is out of scope"
+    # The allow-list must not wave through skips in general, only the documented ones.
+    made_up = TestResult(
+        "elasticsearch/x.yml",
+        "t",
+        "skip",
+        "requires runner feature [teleport], which this runner does not support",
+    )
+    assert undocumented_skips([made_up], rows) == [made_up.line()]
