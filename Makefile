@@ -32,7 +32,7 @@ schema: setup
 	$(BIN)/provision schema --plan > schema/plan.schema.json
 
 quickstart: setup
-	$(BIN)/provision validate stack.yaml
+	PATH="$(CURDIR)/$(BIN):$$PATH" examples/quickstart/run.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

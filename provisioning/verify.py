@@ -114,7 +114,8 @@ def recall_at_k(knn_ids: list[str], exact: list[tuple[str, float]], k: int) -> f
     return min(1.0, found / want)
 
 
-def _checks(test: SmokeTestSpec, result: SearchResult, recall: float | None) -> list[Check]:
+def evaluate(test: SmokeTestSpec, result: SearchResult, recall: float | None) -> list[Check]:
+    """The expectations of ``test`` checked against one search result."""
     expect = test.expect
     hits = result.hits
     out: list[Check] = []
@@ -257,7 +258,7 @@ class SmokeTester:
                 result.recall = recall_at_k(
                     [h.id for h in search.hits], self.exact(test, test.index, field, vector), k
                 )
-            result.checks = _checks(test, search, result.recall)
+            result.checks = evaluate(test, search, result.recall)
         except ProvisionError as exc:
             result.error = str(exc)
         return result

@@ -97,6 +97,32 @@ def diff(desired: Any, live: Any, *, prefix: str = "", exact: bool = True) -> li
     return [DiffEntry(prefix or "(body)", "change", live, desired)]
 
 
+# Field parameters Elasticsearch leaves out of GET _mapping when they hold their default value:
+# a declared default that is absent live is not drift. (type, parameter) -> default; type None
+# applies to every field type.
+FIELD_DEFAULTS: dict[tuple[str | None, str], Any] = {
+    (None, "index"): True,
+    (None, "doc_values"): True,
+    (None, "store"): False,
+    (None, "coerce"): True,
+    (None, "ignore_malformed"): False,
+    ("text", "norms"): True,
+    ("keyword", "norms"): False,
+    ("dense_vector", "element_type"): "float",
+    ("dense_vector", "similarity"): "cosine",
+    ("date", "format"): "strict_date_optional_time||epoch_millis",
+    ("object", "enabled"): True,
+}
+
+
+def _is_default(field: Mapping[str, Any], param: str, value: Any) -> bool:
+    kind = field.get("type", "object" if "properties" in field else None)
+    for key in ((kind, param), (None, param)):
+        if key in FIELD_DEFAULTS and equal(FIELD_DEFAULTS[key], value):
+            return True
+    return False
+
+
 def mapping_diff(
     desired: Mapping[str, Any], live: Mapping[str, Any], *, prefix: str = "", fields_exact: bool = True
 ) -> list[DiffEntry]:
@@ -106,9 +132,12 @@ def mapping_diff(
     (indices), such fields came from dynamic mapping and are not.
     """
     out: list[DiffEntry] = []
+    in_field = not prefix.endswith("properties") and prefix.rsplit(".", 2)[-2:-1] == ["properties"]
     for key, want in desired.items():
         path = _join(prefix, str(key))
         if key not in live:
+            if in_field and _is_default(desired, str(key), want):
+                continue
             out.append(DiffEntry(path, "add", None, want))
         elif isinstance(want, Mapping) and isinstance(live[key], Mapping):
             out.extend(mapping_diff(want, live[key], prefix=path, fields_exact=fields_exact))

@@ -562,6 +562,9 @@ class ModelAliases(ResourceKind):
     def compare(self, desired: Desired, live: Live) -> Comparison:
         changes = diff(desired.body, live.body)
         if not changes:
+            if self.context.planned.get(f"trained_model/{desired.body['model_id']}") == "replace":
+                # Deleting a model deletes its aliases: put it back once the new upload is in.
+                return Comparison([], "update", reason="its model is replaced, which removes the alias")
             return Comparison([], None)
         return Comparison(
             changes, "update", reason=f"roll over: point the alias at {desired.body['model_id']}"
@@ -578,7 +581,7 @@ class ModelAliases(ResourceKind):
 
     def update(self, desired: Desired, live: Live) -> None:
         gate = self.context.gate
-        if gate is not None:
+        if gate is not None and live.body.get("model_id") != desired.body["model_id"]:
             gate(desired.extra["spec_name"], desired.body["model_id"])
         self.create(desired)
 
