@@ -169,7 +169,12 @@ def _connect(stack: Stack, conn: dict[str, Any]) -> Cluster:
         ca_certs=conn.get("ca_certs"),
         insecure=conn.get("insecure"),
     )
+    _SECRETS.extend(options.secrets)
     return Cluster.connect(options)
+
+
+# Secrets of the connection in use, kept so that any error printed by main() is redacted.
+_SECRETS: list[str] = []
 
 
 def _conn(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -373,16 +378,12 @@ def ingest(
     Exit 1 when an embedded image could not be indexed; files that are not usable images are
     listed in the report without failing the run.
     """
-    from provisioning.cluster import redact
-    from provisioning.ingest import TqdmProgress, render_text, run_ingest
+    from provisioning.ingest import render_text
 
     loaded = _load(stack)
     cluster = _connect(loaded, _conn(kwargs))
-    progress = TqdmProgress(sys.stderr) if sys.stderr.isatty() else None
     try:
-        report = run_ingest(loaded, cluster.client, names or None, full=full, prune=prune, progress=progress)
-    except ProvisionError as exc:
-        _fail(redact(str(exc), cluster.options.secrets))
+        report = _run_ingest(loaded, cluster, list(names) or None, full=full, prune=prune)
     finally:
         cluster.close()
     if output == "json":
@@ -546,7 +547,9 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(EXIT_FAILURE)
     except ProvisionError as exc:
-        _fail(str(exc))
+        from provisioning.cluster import redact
+
+        _fail(redact(str(exc), _SECRETS))
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from elasticsearch import ApiError, TransportError
-from PIL import Image, UnidentifiedImageError
 
 from provisioning.cluster import Cluster
 from provisioning.errors import ProvisionError
@@ -162,15 +161,17 @@ class Searcher:
         return self._encoders[name]
 
     def embed_image(self, path: Path, encoder: str) -> list[float]:
+        """The query image decoded exactly as ingest decodes images (EXIF orientation, RGB), then embedded."""
+        from provisioning.ingest.decode import ImageDecodeError, open_image
+
         if not path.is_file():
             raise SearchError(f"image not found: {path}")
+        model = self.encoder(encoder)
         try:
-            with Image.open(path) as image:
-                image.load()
-                rgb = image.convert("RGB")
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-            raise SearchError(f"cannot read image {path}: {exc}") from None
-        vectors = self.encoder(encoder).encode_images([rgb])
+            decoded = open_image(path, min_size=model.input_size)
+        except ImageDecodeError as exc:
+            raise SearchError(f"cannot use {path} as a query image: {exc}") from None
+        vectors = model.encode_images([decoded.image])
         return [float(x) for x in vectors[0]]
 
     def embed_text(self, text: str, ref: str) -> list[float]:

@@ -1,37 +1,109 @@
-"""Resolving a model source to a local directory, failing fast when the hub cannot be reached.
+"""Reaching the Hugging Face hub, or failing fast with a message that names the fix.
 
-With no network, transformers' hub lookups retry for about 80 seconds before failing with a
-message that does not name the fix. Every hub access goes through here instead: the local
-cache is tried first, and otherwise one short probe decides, so an unreachable hub is an error
-within seconds that points at ``source.path``.
+With no network, transformers' hub lookups retry for more than a minute before failing with a
+message that does not say what to do. Every hub access (tracing text models, loading encoders)
+goes through here instead: the local cache is tried first, and otherwise one short HTTP probe
+decides, so an unreachable hub is an error within seconds that points at ``source.path``.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
-import socket
+import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from provisioning.errors import ProvisionError
 from provisioning.spec.model import SourceSpec
 
-HUB_URL = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+HUB_ENDPOINT = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
 PROBE_TIMEOUT_S = 3.0
+_TRUTHY = {"1", "on", "yes", "true"}
+# sentence-transformers resolves an id without an organisation to its own organisation.
+ST_HUB_ORGANISATION = "sentence-transformers"
 
 
 class HubUnavailable(ProvisionError):
-    """A hub model is needed but cannot be fetched."""
+    """A hub model is needed but cannot be had: the hub is unreachable or offline and nothing is cached."""
 
 
-def _offline() -> bool:
+def hub_repo_id(hub: str) -> str:
+    """The repository a sentence-transformers hub name refers to (``clip-ViT-B-32`` has no owner)."""
+    return hub if "/" in hub else f"{ST_HUB_ORGANISATION}/{hub}"
+
+
+def hub_offline_requested() -> bool:
+    """Whether the environment forbids hub requests (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
     return any(
-        os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
-        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+        os.environ.get(var, "").strip().lower() in _TRUTHY
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     )
 
 
-def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
+def hub_is_cached(repo_id: str, revision: str | None) -> bool:
+    """Whether the local Hugging Face cache holds the model (its modules.json or config.json)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("modules.json", "config.json"):
+        found = try_to_load_from_cache(repo_id, filename, revision=revision)
+        if isinstance(found, str):
+            return True
+    return False
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy an HTTPS request to ``url`` would go through, from the usual variables."""
+    host = urlsplit(url).hostname or ""
+    no_proxy = os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or ""
+    for entry in (e.strip().lstrip(".") for e in no_proxy.split(",")):
+        if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
+            return None
+    scheme = urlsplit(url).scheme
+    names = ("HTTPS_PROXY", "https_proxy") if scheme == "https" else ("HTTP_PROXY", "http_proxy")
+    for var in (*names, "ALL_PROXY", "all_proxy"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return None
+
+
+def probe_endpoint(url: str, timeout: float) -> str | None:
+    """None if an HTTP(S) server answers at ``url`` within ``timeout`` s (any status), else why not.
+
+    A plain TCP connect is not enough: interception proxies accept connections to any address and
+    then never answer for the real host. Name resolution and TLS have no overall timeout in the
+    standard library, so the request runs in a daemon thread that is abandoned, not waited for, when
+    it takes too long. The usual proxy variables apply, as they do to the hub client.
+    """
+    proxy = _proxy_for(url)
+    where = urlsplit(url).netloc + (
+        f" (through the proxy {urlsplit(proxy).netloc or proxy})" if proxy else ""
+    )
+    outcome: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+                outcome.append(None)
+        except urllib.error.HTTPError:
+            outcome.append(None)  # a status code is an answer: the server is there
+        except urllib.error.URLError as exc:
+            outcome.append(f"{where}: {exc.reason}")
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            outcome.append(f"{where}: {type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=attempt, name="hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        return f"{where} did not answer within {timeout:g}s"
+    return outcome[0]
+
+
+def cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
+    """The local snapshot directory of a cached hub model, or None."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -41,16 +113,15 @@ def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
         return None
 
 
-def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> str | None:
-    """None when a TCP connection to the hub opens within ``timeout``, else why not."""
-    parts = urlsplit(HUB_URL)
-    host = parts.hostname or "huggingface.co"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except OSError as exc:
-        return f"{type(exc).__name__}: {exc}"
+def unavailable_reason(repo_id: str, revision: str | None, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why ``repo_id`` cannot be fetched now (offline and not cached, or hub unreachable), or None."""
+    if hub_is_cached(repo_id, revision):
+        return None
+    if hub_offline_requested():
+        return "it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+    endpoint = os.environ.get("HF_ENDPOINT") or HUB_ENDPOINT
+    why = probe_endpoint(endpoint, timeout)
+    return f"the Hugging Face hub cannot be reached ({why})" if why else None
 
 
 def resolve_source(source: SourceSpec, base_dir: Path, *, what: str) -> Path | str:
@@ -65,20 +136,14 @@ def resolve_source(source: SourceSpec, base_dir: Path, *, what: str) -> Path | s
             raise ProvisionError(f"{what}: model directory not found: {path}")
         return path
     assert source.hub is not None
-    cached = _cached_snapshot(source.hub, source.revision)
+    repo_id = hub_repo_id(source.hub)
+    cached = cached_snapshot(repo_id, source.revision)
     if cached is not None:
         return cached
-    fix = (
-        f"download it where the hub is reachable (e.g. `huggingface-cli download {source.hub} --local-dir DIR`) "
-        f"and set {what}.source.path to that folder"
-    )
-    if _offline():
-        raise HubUnavailable(
-            f"{what}: {source.hub} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {fix}"
-        )
-    why = hub_reachable()
+    why = unavailable_reason(repo_id, source.revision)
     if why is not None:
         raise HubUnavailable(
-            f"{what}: cannot reach the Hugging Face hub at {HUB_URL} ({why}) to fetch {source.hub}; {fix}"
+            f"{what}: cannot fetch {repo_id}: {why}; download it where the hub is reachable "
+            f"(e.g. `huggingface-cli download {repo_id} --local-dir DIR`) and set {what}.source.path to that folder"
         )
-    return source.hub
+    return repo_id

@@ -81,34 +81,35 @@ class Indices(ResourceKind):
         return out
 
     def read(self, stack: Stack, names: list[str]) -> dict[str, Live]:
-        metas = self.call(
-            "read index mappings",
-            self.client.indices.get_mapping,
-            index="*",
-            expand_wildcards="open,closed",
-            filter_path="*.mappings._meta",
-            missing_ok=True,
-        )
-        managed = [
-            index
-            for index, body in (metas.body if metas else {}).items()
-            if owner_of(body.get("mappings", {}).get("_meta"))[1] == stack.spec.name
-        ]
-        wanted = sorted(set(names) | set(managed))
-        if not wanted:
-            return {}
+        """One request: every index's mapping ``_meta`` (to find managed ones) plus the full body of the
+        declared ones, trimmed server-side with ``filter_path``. Names with a '.' cannot be spelled in
+        a filter path, so those stacks take a second request."""
+        simple = [n for n in names if "." not in n]
         found = self.call(
             "read indices",
             self.client.indices.get,
-            index=",".join(wanted),
-            ignore_unavailable=True,
-            allow_no_indices=True,
+            index="*",
+            expand_wildcards="open,closed",
+            filter_path=",".join(["*.mappings._meta", *(f"{n}.*" for n in simple)]),
             missing_ok=True,
         )
+        bodies: dict[str, Any] = dict(found.body) if found else {}
+        dotted = [n for n in names if "." in n]
+        if dotted:
+            extra = self.call(
+                "read indices",
+                self.client.indices.get,
+                index=",".join(dotted),
+                ignore_unavailable=True,
+                allow_no_indices=True,
+                missing_ok=True,
+            )
+            bodies.update(extra.body if extra else {})
         out: dict[str, Live] = {}
-        for index, body in (found.body if found else {}).items():
-            managed_by, owner = owner_of(body.get("mappings", {}).get("_meta"))
-            out[index] = Live(self.kind, index, dict(body), owner, managed_by)
+        for index, body in bodies.items():
+            managed_by, owner = owner_of((body.get("mappings") or {}).get("_meta"))
+            if index in names or owner == stack.spec.name:
+                out[index] = Live(self.kind, index, dict(body), owner, managed_by)
         return out
 
     def _live_settings(self, live: Live) -> dict[str, Any]:

@@ -237,7 +237,15 @@ def test_destroy_refuses_clearly_when_an_unmanaged_pipeline_uses_the_model(
     assert apply_plan(make_destroy_plan(load(tmp_path, body), cluster), cluster).ok
 
 
-def test_hub_source_fails_fast_pointing_at_source_path(es_target: Target, tmp_path: Path) -> None:
+@pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE", "hub-unreachable"])
+def test_hub_source_fails_fast_pointing_at_source_path(
+    es_target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: bool
+) -> None:
+    if not offline:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # an empty cache
     body = model_stack(unique("hub"), unique("tiny-hub"))
     body["models"]["clip-text"]["source"] = {"hub": "sentence-transformers/clip-ViT-B-32-multilingual-v1"}
     body["models"]["clip-text"]["dims"] = 512
@@ -246,7 +254,9 @@ def test_hub_source_fails_fast_pointing_at_source_path(es_target: Target, tmp_pa
     report = apply_plan(make_plan(load(tmp_path, body), cluster), cluster)
     assert time.monotonic() - started < 15
     assert not report.ok
-    assert "source.path" in (report.failed[0].error or "")
+    error = report.failed[0].error or ""
+    assert "models.clip-text.source.path" in error
+    assert ("HF_HUB_OFFLINE" in error) if offline else ("cannot be reached" in error)
 
 
 def test_rollover_flips_the_alias_without_downtime(

@@ -294,11 +294,20 @@ def test_secrets_never_appear_in_errors(tmp_path: Path) -> None:
     assert secret not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     both = _provision(
-        "plan", str(stack), "--es-url", "http://elastic:hunter2-pass@127.0.0.1:9", "--username", "elastic", "--password", "hunter2-pass"
+        "plan",
+        str(stack),
+        "--es-url",
+        "http://elastic:hunter2-pass@127.0.0.1:9",
+        "--username",
+        "elastic",
+        "--password",
+        "hunter2-pass",
     )
     assert both.returncode == 1 and "cannot reach Elasticsearch" in both.stderr
     assert "hunter2-pass" not in both.stderr + both.stdout
-    mixed = _provision("plan", str(stack), "--es-url", "http://127.0.0.1:9", "--api-key", secret, "--username", "elastic")
+    mixed = _provision(
+        "plan", str(stack), "--es-url", "http://127.0.0.1:9", "--api-key", secret, "--username", "elastic"
+    )
     assert mixed.returncode == 1 and "one kind of credentials" in mixed.stderr
     assert secret not in mixed.stderr + mixed.stdout
 

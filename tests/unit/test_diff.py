@@ -59,7 +59,9 @@ def test_mapping_defaults_are_not_drift_but_unknown_fields_are_in_templates() ->
 
 
 def test_declared_defaults_that_elasticsearch_omits_are_not_drift() -> None:
-    desired = {"properties": {"v": {"type": "dense_vector", "dims": 4, "element_type": "float", "index": True}}}
+    desired = {
+        "properties": {"v": {"type": "dense_vector", "dims": 4, "element_type": "float", "index": True}}
+    }
     live = {"properties": {"v": {"type": "dense_vector", "dims": 4}}}
     assert mapping_diff(desired, live, prefix="mappings", fields_exact=False) == []
     non_default = {"properties": {"v": {"type": "dense_vector", "dims": 4, "element_type": "byte"}}}

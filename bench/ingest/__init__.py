@@ -1,0 +1,1 @@
+"""Benchmark of image ingest (``python -m bench.ingest``), and the synthetic inputs it shares with tests."""

@@ -1,0 +1,70 @@
+"""Requests and wall time of a no-op apply of the example stack, against a first apply in the same run.
+
+Run: ``python bench/noop_apply.py`` (the sandbox runs in-process; nothing else should use the CPU).
+Goal (issue 4): a no-op apply sends 0 writes and at most one read per resource.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from provisioning.apply import apply_plan  # noqa: E402
+from provisioning.cluster import Cluster, ConnectionOptions  # noqa: E402
+from provisioning.plan import make_plan  # noqa: E402
+from provisioning.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+from provisioning.spec import load_stack  # noqa: E402
+from tests.integration.test_quickstart import absolute_stack  # noqa: E402
+
+RUNS = 5
+
+
+def main() -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="noop-apply-"))
+    os.environ.setdefault("PROVISION_CACHE_DIR", str(workdir / "cache"))
+    stack = load_stack(absolute_stack(workdir), {})
+    config = SandboxConfig(port=0, license="trial", deployment_start_delay_s=0.05, allocation_delay_s=0.05)
+    with SandboxServer(config) as server:
+        cluster = Cluster.connect(ConnectionOptions(url=server.url, max_retries=0))
+        started = time.perf_counter()
+        first = apply_plan(make_plan(stack, cluster), cluster)
+        first_s = time.perf_counter() - started
+        assert first.ok, first.to_json()
+        first_requests = list(server.state.log.entries)
+        resources = len(first.results)
+        walls, counts = [], []
+        for _ in range(RUNS):
+            server.state.log.clear()
+            started = time.perf_counter()
+            report = apply_plan(make_plan(stack, cluster), cluster)
+            walls.append(time.perf_counter() - started)
+            entries = list(server.state.log.entries)
+            counts.append((len(entries), len([e for e in entries if e.write]), report.results))
+    total, writes, results = counts[-1]
+    reads = total - writes
+    per_resource = reads / resources
+    print(f"example stack: examples/quickstart/stack.yaml, {resources} resources")
+    print(
+        f"first apply : {len(first_requests):>3} requests ({sum(e.write for e in first_requests)} writes), {first_s:.2f} s (includes tracing or the trace cache)"
+    )
+    print(
+        f"no-op apply : {total:>3} requests ({writes} writes, {reads} reads = {per_resource:.2f} per resource), median {statistics.median(walls) * 1000:.0f} ms over {RUNS} runs"
+    )
+    ok = writes == 0 and per_resource <= 1.0 and not results
+    print(f"goal 0 writes and <= 1 read per resource: {'met' if ok else 'NOT met'}")
+    print(
+        f"ratios: noop_vs_first_requests={total / len(first_requests):.2f} noop_reads_per_resource={per_resource:.2f}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The document an image becomes, and the bulk action that writes it.
+
+``_id`` is the SHA-256 of the file's bytes: a rerun writes the same ids (idempotent), a file copied
+under two names is one document, and "is this file indexed already?" is a lookup by id that needs no
+decoding. ``image_id`` repeats it as a field so that queries and aggregations can use it, and prune
+recognises the documents this tool wrote by ``image_id == _id``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from provisioning.ingest.decode import ImageFacts
+from provisioning.ingest.errors import IngestError
+
+# Fields every document gets; a job's static ``fields`` may not redefine them.
+RESERVED_FIELDS = ("image_id", "image_name", "relative_path", "width", "height", "exif")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def is_content_id(value: object) -> bool:
+    """Whether ``value`` looks like an id this tool writes (64 lowercase hex digits)."""
+    return isinstance(value, str) and _SHA256.match(value) is not None
+
+
+def check_static_fields(job: str, fields: Mapping[str, Any], vector_field: str) -> None:
+    """Refuse static fields that would overwrite what ingest writes (a silent clash otherwise)."""
+    reserved = {*RESERVED_FIELDS, vector_field, vector_field.split(".", 1)[0]}
+    clashes = sorted(key for key in fields if key in reserved or key.split(".", 1)[0] in reserved)
+    if clashes:
+        raise IngestError(
+            f"ingest.{job}.fields sets {', '.join(clashes)}, which ingest writes itself "
+            f"({', '.join(RESERVED_FIELDS)} and the vector field '{vector_field}'); rename them"
+        )
+
+
+def build_document(
+    *,
+    doc_id: str,
+    relative_path: str,
+    facts: ImageFacts,
+    vector: np.ndarray[Any, np.dtype[np.float32]],
+    vector_field: str,
+    static_fields: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The ``_source`` of one image's document."""
+    document: dict[str, Any] = dict(static_fields)
+    document["image_id"] = doc_id
+    document["image_name"] = relative_path.rsplit("/", 1)[-1]
+    document["relative_path"] = relative_path
+    document["width"] = facts.width
+    document["height"] = facts.height
+    exif: dict[str, Any] = {}
+    if facts.date is not None:
+        exif["date"] = facts.date
+    if facts.location is not None:
+        exif["location"] = {"lat": facts.location[0], "lon": facts.location[1]}
+    if exif:
+        document["exif"] = exif
+    document[vector_field] = vector.tolist()
+    return document
+
+
+def index_action(index: str, doc_id: str, document: dict[str, Any]) -> dict[str, Any]:
+    """A bulk ``index`` action (create or overwrite: a rerun with ``--full`` replaces the document)."""
+    return {"_op_type": "index", "_index": index, "_id": doc_id, "_source": document}
+
+
+def delete_action(index: str, doc_id: str) -> dict[str, Any]:
+    return {"_op_type": "delete", "_index": index, "_id": doc_id}

@@ -1,0 +1,153 @@
+"""What an ingest run did, as data; rendering it (text or JSON) is separate from collecting it.
+
+Per job: how many files were scanned, already indexed (skipped before decoding), duplicates of
+another file in the same run, embedded, indexed, pruned, and every file that failed with the stage
+and the reason. A bad file (unreadable, not an image, truncated, a decompression bomb) is a failure
+of that file, not of the run: :attr:`IngestReport.ok` is false only when a document the encoder
+produced did not get indexed (a job that cannot go on raises instead of returning a report).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Stage = Literal["scan", "read", "decode", "index", "prune"]
+MAX_LISTED_FAILURES = 10_000  # failures kept one by one per job; beyond, only counted
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    """One file that did not make it into the index, and why."""
+
+    relative_path: str
+    stage: Stage
+    kind: str  # e.g. "truncated", "unidentified", "bomb", or Elasticsearch's error type
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "relative_path": self.relative_path,
+            "stage": self.stage,
+            "kind": self.kind,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class JobReport:
+    name: str
+    index: str
+    source: str
+    encoder: str
+    full: bool
+    scanned: int = 0
+    already_indexed: int = 0
+    duplicates: int = 0
+    embedded: int = 0
+    indexed: int = 0
+    pruned: int = 0
+    failed: int = 0
+    failures: list[FileFailure] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    first_indexed_s: float | None = None  # from the job's start to the first acknowledged document
+    encoder_batches: int = 0
+    prune_skipped: str | None = None  # why prune did not run, when it was asked for
+
+    def add_failure(self, failure: FileFailure) -> None:
+        self.failed += 1
+        if len(self.failures) < MAX_LISTED_FAILURES:
+            self.failures.append(failure)
+
+    @property
+    def index_failures(self) -> int:
+        return sum(1 for f in self.failures if f.stage in ("index", "prune"))
+
+    @property
+    def images_per_s(self) -> float:
+        """Images embedded and sent per second of the job (model loading excluded)."""
+        return self.embedded / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "index": self.index,
+            "source": self.source,
+            "encoder": self.encoder,
+            "full": self.full,
+            "scanned": self.scanned,
+            "already_indexed": self.already_indexed,
+            "duplicates": self.duplicates,
+            "embedded": self.embedded,
+            "indexed": self.indexed,
+            "pruned": self.pruned,
+            "failed": self.failed,
+            "failures": [f.to_dict() for f in self.failures],
+            "failures_listed": len(self.failures),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "images_per_s": round(self.images_per_s, 2),
+            "first_indexed_s": None if self.first_indexed_s is None else round(self.first_indexed_s, 3),
+            "encoder_batches": self.encoder_batches,
+            "prune_skipped": self.prune_skipped,
+        }
+
+
+@dataclass(frozen=True)
+class EncoderLoad:
+    name: str
+    source: str
+    device: str
+    load_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "device": self.device,
+            "load_s": round(self.load_s, 3),
+        }
+
+
+@dataclass
+class IngestReport:
+    jobs: list[JobReport] = field(default_factory=list)
+    encoders: list[EncoderLoad] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every embedded image was indexed (bad input files are reported, not fatal)."""
+        return all(job.index_failures == 0 and job.embedded == job.indexed for job in self.jobs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "encoders": [e.to_dict() for e in self.encoders],
+            "jobs": [j.to_dict() for j in self.jobs],
+        }
+
+
+def render_text(report: IngestReport, *, max_failures: int = 20) -> str:
+    """A human summary: one block per job, then up to ``max_failures`` failures each."""
+    lines: list[str] = []
+    for load in report.encoders:
+        lines.append(f"encoder {load.name}: {load.source} on {load.device} (loaded in {load.load_s:.1f}s)")
+    for job in report.jobs:
+        lines.append(
+            f"ingest {job.name} -> {job.index}: {job.scanned} scanned, {job.already_indexed} already indexed, "
+            f"{job.embedded} embedded, {job.indexed} indexed, {job.failed} failed"
+            + (f", {job.duplicates} duplicates" if job.duplicates else "")
+            + (f", {job.pruned} pruned" if job.pruned else "")
+            + f" in {job.elapsed_s:.1f}s ({job.images_per_s:.1f} images/s)"
+        )
+        if job.prune_skipped:
+            lines.append(f"  prune skipped: {job.prune_skipped}")
+        for failure in job.failures[:max_failures]:
+            lines.append(f"  {failure.stage} failed: {failure.relative_path}: {failure.reason}")
+        hidden = job.failed - min(job.failed, max_failures)
+        if hidden:
+            lines.append(f"  ... and {hidden} more failures (--output json lists them)")
+    if not report.jobs:
+        lines.append("no ingest jobs to run")
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""The ingest benchmark runs end to end (``--quick``: a few small images, a tiny model).
+
+A smoke test only: it checks that the three variants run, index what they should and that the
+output ends with the ratios line. Speed is the benchmark's business, never a test's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs_and_ends_with_the_ratios(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO),
+        "PROVISION_BENCH_CACHE": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ingest", "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert re.fullmatch(r"ratios: vs_seed=\d+\.\d\d vs_bound=\d+\.\d\d", lines[-1]), lines[-1]
+    assert "documents in the sink: {'bench-seed': 12, 'bench-provision': 12}" in done.stdout
+    for variant in ("seed", "provision", "bound"):
+        assert any(line.startswith(variant) for line in lines), variant
