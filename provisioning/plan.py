@@ -305,6 +305,8 @@ def make_plan(
     unknown = adopt_set - {c.address for c in plan.changes}
     for address in sorted(unknown):
         plan.notes.append(f"--adopt {address}: nothing by that name needed adopting")
+    for kind in chosen:
+        plan.notes.extend(kind.plan_notes([c.action for c in plan.changes if c.kind == kind.kind]))
     plan.notes.extend(context.notes)
     return plan
 

@@ -133,6 +133,10 @@ class ResourceKind(ABC):
         """Why deleting ``live`` must not happen now (e.g. an index holding documents)."""
         return None
 
+    def plan_notes(self, actions: list[str]) -> list[str]:
+        """Notes for the plan given the actions planned for this kind (e.g. version warnings)."""
+        return []
+
     def status_details(self, live: Live) -> dict[str, Any]:
         """Extra facts ``provision status`` shows for a live object (e.g. allocation counts)."""
         return {}

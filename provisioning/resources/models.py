@@ -107,11 +107,15 @@ class TrainedModels(ResourceKind):
                 "stack": stack,
             }
             out.append(Desired(self.kind, spec.model_id, body, ("models", name), extra=extra))
-        if out and not self.cluster.is_sandbox:
-            warning = torch_warning(self.cluster.version(), toolchain()["torch"])
-            if warning:
-                self.context.notes.append(warning)
         return out
+
+    def plan_notes(self, actions: list[str]) -> list[str]:
+        """Warn about the tracing torch only when something will be traced and uploaded; a converged
+        plan then needs no ``GET /``."""
+        if not {"create", "replace"} & set(actions) or self.cluster.is_sandbox:
+            return []
+        warning = torch_warning(self.cluster.version(), toolchain()["torch"])
+        return [warning] if warning else []
 
     def read(self, stack: Stack, names: list[str]) -> dict[str, Live]:
         found = self.call(

@@ -4,11 +4,13 @@ Requests are recorded at the transport (a node class of the official client that
 sends) while the project talks to a real server, then each body is validated against the
 requestBody schema of the operation its method and path match.
 
-Three known gaps of the description (2025-03 snapshot) are corrected, each narrowly:
+Four known gaps of the description (2025-03 snapshot) are corrected, each narrowly:
 - ``UserDefinedValue`` (any JSON value: ``_meta`` entries, ``set.value``, script params) is
   rendered as a bare ``{"type": "object"}``; such schemas are read as "any value".
 - NLP inference options list ``vocabulary`` as required; it is an output field, and Elasticsearch
   refuses it on model creation ("illegal setting [vocabulary]"), so it is not required here.
+- ``oneOf`` with an OpenAPI ``discriminator`` (mapping properties by ``type``) is read as ``anyOf``:
+  JSON Schema has no discriminators, and an object field without ``type`` matches two branches.
 - ``_stop`` of a deployment takes ``force``/``allow_no_match`` in the body since 8.18; the snapshot
   predates that, and the official client sends them there.
 """
@@ -66,6 +68,10 @@ def _any_for_user_defined(node: Any) -> Any:
         if node.get("type") == "object" and not set(node) - {"type", "description", "externalDocs"}:
             return {k: v for k, v in node.items() if k != "type"}
         out = {k: _any_for_user_defined(v) for k, v in node.items()}
+        if "discriminator" in out and "oneOf" in out:
+            # OpenAPI picks the branch by the discriminator (an object without `type` is an object
+            # property); JSON Schema's oneOf would fail on branches that differ only in it.
+            out["anyOf"] = out.pop("oneOf")
         if (
             "properties" in out
             and "vocabulary" in out["properties"]
