@@ -20,6 +20,7 @@ from provisioning.errors import ProvisionError, SpecError
 if TYPE_CHECKING:
     from provisioning.cluster import Cluster
     from provisioning.ingest.report import IngestReport
+    from provisioning.plan import Plan
     from provisioning.spec import Stack
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -218,6 +219,41 @@ def plan(
         sys.exit(EXIT_CHANGES)
 
 
+def _execute(
+    the_plan: Plan,
+    cluster: Cluster,
+    document: dict[str, Any],
+    text: bool,
+    question: str,
+    auto: bool,
+    flag: str,
+) -> bool:
+    """Show the plan, refuse it when it is not applicable, confirm, apply; fills ``document``.
+
+    True when everything planned was applied (or nothing was to be done).
+    """
+    from provisioning.apply import PlanNotApplicable, apply_plan, check_applicable
+    from provisioning.render import render_apply, render_plan, render_result
+
+    document["plan"] = the_plan.to_json()
+    if text:
+        click.echo(render_plan(the_plan))
+    try:
+        check_applicable(the_plan)
+    except PlanNotApplicable as exc:
+        document["error"] = str(exc)
+        click.echo(f"error: {exc}", err=True)
+        return False
+    if not the_plan.changes:
+        return True
+    _confirm(question, auto, flag)
+    report = apply_plan(the_plan, cluster, on_result=lambda r: click.echo(render_result(r), err=True))
+    document["apply"] = report.to_json()
+    if text:
+        click.echo(render_apply(report))
+    return report.ok
+
+
 def _confirm(question: str, auto: bool, flag: str) -> None:
     if auto:
         return
@@ -249,16 +285,15 @@ def apply(
     **kwargs: Any,
 ) -> None:
     """Converge the cluster to STACK, then run its ingest jobs and smoke tests."""
-    from provisioning.apply import apply_plan, check_applicable
     from provisioning.plan import make_plan
-    from provisioning.render import render_apply, render_plan, render_result, render_verify
+    from provisioning.render import render_verify
     from provisioning.verify import rollover_gate, run_smoke_tests
 
     loaded = _load(stack)
     cluster = _connect(loaded, _conn(kwargs))
     the_plan = make_plan(loaded, cluster, adopt=adopt, include_data=include_data)
     the_plan.context.gate = rollover_gate(loaded, cluster)
-    document: dict[str, Any] = {"plan": the_plan.to_json()}
+    document: dict[str, Any] = {}
     text = output == "text"
 
     def finish(code: int) -> NoReturn:
@@ -266,17 +301,10 @@ def apply(
             _emit_json(document)
         sys.exit(code)
 
-    if text:
-        click.echo(render_plan(the_plan))
-    check_applicable(the_plan)
-    if the_plan.changes:
-        _confirm("Apply these changes?", auto_approve, "--auto-approve")
-        report = apply_plan(the_plan, cluster, on_result=lambda r: click.echo(render_result(r), err=True))
-        document["apply"] = report.to_json()
-        if text:
-            click.echo(render_apply(report))
-        if not report.ok:
-            finish(EXIT_FAILURE)
+    if not _execute(
+        the_plan, cluster, document, text, "Apply these changes?", auto_approve, "--auto-approve"
+    ):
+        finish(EXIT_FAILURE)
     if loaded.spec.ingest and not skip_ingest:
         ingest_report = _run_ingest(loaded, cluster, None, full=False, prune=None)
         document["ingest"] = ingest_report.to_dict()
@@ -315,30 +343,17 @@ def _run_ingest(
 @connection_options
 def destroy(stack: Path, output: str, yes: bool, include_data: bool, **kwargs: Any) -> None:
     """Delete everything STACK manages, in reverse dependency order; nothing else."""
-    from provisioning.apply import apply_plan, check_applicable
     from provisioning.plan import make_destroy_plan
-    from provisioning.render import render_apply, render_plan, render_result
 
     loaded = _load(stack)
     cluster = _connect(loaded, _conn(kwargs))
     the_plan = make_destroy_plan(loaded, cluster, include_data=include_data)
-    text = output == "text"
-    if text:
-        click.echo(render_plan(the_plan))
-    check_applicable(the_plan)
-    document: dict[str, Any] = {"plan": the_plan.to_json()}
-    if the_plan.changes:
-        _confirm(f"Destroy {len(the_plan.changes)} resource(s) of stack '{loaded.spec.name}'?", yes, "--yes")
-        report = apply_plan(the_plan, cluster, on_result=lambda r: click.echo(render_result(r), err=True))
-        document["apply"] = report.to_json()
-        if text:
-            click.echo(render_apply(report))
-        if not report.ok:
-            if not text:
-                _emit_json(document)
-            sys.exit(EXIT_FAILURE)
-    if not text:
+    document: dict[str, Any] = {}
+    question = f"Destroy {len(the_plan.changes)} resource(s) of stack '{loaded.spec.name}'?"
+    ok = _execute(the_plan, cluster, document, output == "text", question, yes, "--yes")
+    if output == "json":
         _emit_json(document)
+    sys.exit(EXIT_OK if ok else EXIT_FAILURE)
 
 
 @cli.command()

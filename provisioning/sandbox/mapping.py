@@ -25,9 +25,8 @@ from provisioning.sandbox import analysis
 from provisioning.sandbox.dates import DEFAULT_FORMAT, DateFormat, DateFormatError
 from provisioning.sandbox.http import ApiError
 from provisioning.sandbox.util import es_str, java_float_str, simple_match
+from provisioning.vectors import ELEMENT_TYPES, INDEX_OPTION_TYPES, MAX_DIMS, MAX_DIMS_BIT, SIMILARITIES
 
-MAX_DIMS = 4096
-MAX_DIMS_BIT = 4096 * 8
 BBQ_MIN_DIMS = 64
 BBQ_DEFAULT_THRESHOLD = 384
 DEFAULT_M = 16
@@ -261,7 +260,7 @@ TYPE_PARAMS: dict[str, list[P]] = {
     "sparse_vector": [_STORE, _META],
     "rank_feature": [P("positive_score_impact", True, False, "bool"), _META],
     "dense_vector": [
-        P("element_type", "float", False, "enum", ("float", "byte", "bit")),
+        P("element_type", "float", False, "enum", ELEMENT_TYPES),
         P("dims", None, True, "dims"),
         P("index", True, False, "bool", always=True),
         P("similarity", None, False, "similarity"),
@@ -673,7 +672,7 @@ def _parse_param(full: str, ftype: str, spec: P, raw: Any, ctx: MappingContext) 
         if raw is None:
             return None
         text = es_str(raw)
-        if text not in ("l2_norm", "dot_product", "cosine", "max_inner_product"):
+        if text not in SIMILARITIES:
             raise mapper_error(
                 f"Unknown value [{text}] for field [similarity] - accepted values are "
                 "[l2_norm, dot_product, cosine, max_inner_product]"
@@ -730,17 +729,7 @@ def _parse_object(
 
 # dense_vector ---------------------------------------------------------------------------------
 
-_INDEX_OPTION_TYPES = (
-    "hnsw",
-    "int8_hnsw",
-    "int4_hnsw",
-    "bbq_hnsw",
-    "flat",
-    "int8_flat",
-    "int4_flat",
-    "bbq_flat",
-    "bbq_disk",
-)
+_INDEX_OPTION_TYPES = INDEX_OPTION_TYPES
 _QUANTIZED = frozenset(
     {"int8_hnsw", "int4_hnsw", "bbq_hnsw", "int8_flat", "int4_flat", "bbq_flat", "bbq_disk"}
 )

@@ -13,22 +13,7 @@ from provisioning.mappings import dense_vector_fields, find_field, patterns_over
 from provisioning.spec.model import EncoderSpec, ModelSpec, SourceSpec, TemplateBody
 from provisioning.spec.source import PathKey
 from provisioning.spec.stack import Stack
-
-# Elasticsearch 9 dense_vector limits (DenseVectorFieldMapper).
-MAX_DIMS = 4096
-SIMILARITIES = {"cosine", "dot_product", "l2_norm", "max_inner_product"}
-ELEMENT_TYPES = {"float", "byte", "bit", "bfloat16"}
-INDEX_OPTION_TYPES = {
-    "hnsw",
-    "int8_hnsw",
-    "int4_hnsw",
-    "bbq_hnsw",
-    "flat",
-    "int8_flat",
-    "int4_flat",
-    "bbq_flat",
-    "bbq_disk",
-}
+from provisioning.vectors import ELEMENT_TYPES, INDEX_OPTION_TYPES, MAX_DIMS, MAX_DIMS_BIT, SIMILARITIES
 
 
 @dataclass(frozen=True)
@@ -147,12 +132,9 @@ class Checker:
                 at + ("element_type",),
                 f"element_type {element!r} is not one of {', '.join(sorted(ELEMENT_TYPES))}",
             )
-        if dims is not None and (
-            not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= MAX_DIMS
-        ):
-            self.add(
-                at + ("dims",), f"dims of '{field}' must be an integer from 1 to {MAX_DIMS}, got {dims!r}"
-            )
+        top = MAX_DIMS_BIT if element == "bit" else MAX_DIMS
+        if dims is not None and (not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= top):
+            self.add(at + ("dims",), f"dims of '{field}' must be an integer from 1 to {top}, got {dims!r}")
         elif isinstance(dims, int) and element == "bit" and dims % 8:
             self.add(at + ("dims",), f"dims of bit vector '{field}' must be a multiple of 8")
         similarity = mapping.get("similarity")
