@@ -117,7 +117,15 @@ def validate(stack: Path, output: str) -> None:
     if output == "json":
         _emit_json({"valid": True, "stack": str(stack), "name": spec.name, "counts": counts})
         return
-    parts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
+    singular = {"indices": "index", "ingest": "ingest job", "smoke_tests": "smoke test"}
+    plural = {"ingest": "ingest jobs"}
+
+    def label(key: str, n: int) -> str:
+        if n == 1:
+            return singular.get(key, key.rstrip("s")).replace("_", " ")
+        return plural.get(key, key).replace("_", " ")
+
+    parts = ", ".join(f"{n} {label(k, n)}" for k, n in counts.items() if n)
     click.echo(f"{stack}: valid stack '{spec.name}' ({parts or 'empty'})")
 
 

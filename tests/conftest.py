@@ -17,13 +17,14 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from provisioning.sandbox import SandboxConfig, SandboxServer
+from tests.shared_data import conformance_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
-CONFORMANCE = Path(os.environ.get("PROVISION_CONFORMANCE_DIR", REPO.parent / "shared" / "conformance"))
+CONFORMANCE = conformance_dir()
 ES_IMAGE = os.environ.get("ES_IMAGE", "docker.elastic.co/elasticsearch/elasticsearch:9.2.0")
 
 

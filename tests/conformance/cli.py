@@ -21,13 +21,14 @@ from tests.conformance.runner import Runner, TestResult
 from tests.conformance.spec import SpecRegistry
 from tests.conformance.suite import discover
 from tests.conformance.transport import Transport, TransportError
+from tests.shared_data import conformance_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def default_conformance_dir() -> Path:
-    """``$PROVISION_CONFORMANCE_DIR`` or ``<repo>/../shared/conformance``."""
-    return Path(os.environ.get("PROVISION_CONFORMANCE_DIR", REPO.parent / "shared" / "conformance"))
+    """``$PROVISION_CONFORMANCE_DIR``, ``<repo>/../shared/conformance``, or beside the clone's origin."""
+    return conformance_dir()
 
 
 def summary_line(results: Iterable[TestResult]) -> str:

@@ -37,7 +37,7 @@ def test_root_stack_validates() -> None:
 
 def test_unknown_key_is_rejected() -> None:
     doc: Any = yaml.safe_load((REPO / "stack.yaml").read_text())
-    doc["models"]["clip-text"]["deployment"]["wait_fro"] = "started"
+    doc["encoders"]["clip-image"]["batchsize"] = 8
     assert list(_validator().iter_errors(doc))
     doc = yaml.safe_load((REPO / "stack.yaml").read_text())
     doc["modles"] = {}
