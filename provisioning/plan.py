@@ -206,6 +206,7 @@ def _plan_kind(
 ) -> None:
     desired = kind.desired(stack)
     live = kind.read(stack, [d.name for d in desired])
+    kind.context.live[kind.kind] = live
     declared = {d.name for d in desired}
     for want in desired:
         have = live.get(want.name)
