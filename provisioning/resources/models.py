@@ -38,6 +38,19 @@ class DeploymentError(ProvisionError):
     """A deployment did not reach its declared state; says which, what it reached, and the counts."""
 
 
+def force_stop(kind: ResourceKind, ref: str) -> None:
+    """Stop every deployment of a model (or one deployment) before it is replaced, even if in use:
+    the replacement starts at once, so a pipeline that uses it only pauses."""
+    kind.call(
+        f"stop deployments of {ref}",
+        kind.client.ml.stop_trained_model_deployment,
+        model_id=ref,
+        force=True,
+        allow_no_match=True,
+        missing_ok=True,
+    )
+
+
 # -- license ----------------------------------------------------------------------------------
 class License(ResourceKind):
     """Starts a trial license when the stack opts in (``cluster.license: trial``) and ML needs one."""
@@ -211,14 +224,7 @@ class TrainedModels(ResourceKind):
         )
 
     def replace(self, desired: Desired, live: Live) -> None:
-        self.call(
-            f"stop deployments of {live.name}",
-            self.client.ml.stop_trained_model_deployment,
-            model_id=live.name,
-            force=True,
-            allow_no_match=True,
-            missing_ok=True,
-        )
+        force_stop(self, live.name)
         self.call(
             f"delete trained model {live.name}",
             self.client.ml.delete_trained_model,
@@ -489,14 +495,7 @@ class Deployments(ResourceKind):
         self.wait(desired)
 
     def replace(self, desired: Desired, live: Live) -> None:
-        self.call(
-            f"stop deployment {live.name}",
-            self.client.ml.stop_trained_model_deployment,
-            model_id=live.name,
-            force=True,
-            allow_no_match=True,
-            missing_ok=True,
-        )
+        force_stop(self, live.name)
         self.create(desired)
 
     def delete(self, live: Live) -> None:
@@ -509,6 +508,8 @@ class Deployments(ResourceKind):
                 missing_ok=True,
             )
         except ClusterError as exc:
+            if exc.status != 409 and "referenced" not in str(exc):
+                raise
             raise ClusterError(
                 f"cannot stop deployment {live.name}: it is still used (by an ingest pipeline or inference endpoint "
                 f"this stack does not manage): {exc}",
