@@ -17,11 +17,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from provisioning.apply import apply_plan  # noqa: E402
+import provisioning  # noqa: E402
 from provisioning.cluster import Cluster, ConnectionOptions  # noqa: E402
-from provisioning.plan import make_plan  # noqa: E402
 from provisioning.sandbox import SandboxConfig, SandboxServer  # noqa: E402
-from provisioning.spec import load_stack  # noqa: E402
+from provisioning.stackfile import load_stack  # noqa: E402
 from tests.integration.test_quickstart import absolute_stack  # noqa: E402
 
 RUNS = 5
@@ -35,7 +34,7 @@ def main() -> int:
     with SandboxServer(config) as server:
         cluster = Cluster.connect(ConnectionOptions(url=server.url, max_retries=0))
         started = time.perf_counter()
-        first = apply_plan(make_plan(stack, cluster), cluster)
+        first = provisioning.apply(provisioning.plan(stack, cluster), cluster)
         first_s = time.perf_counter() - started
         assert first.ok, first.to_json()
         first_requests = list(server.state.log.entries)
@@ -43,8 +42,8 @@ def main() -> int:
         for _ in range(RUNS):
             server.state.log.clear()
             started = time.perf_counter()
-            plan = make_plan(stack, cluster)
-            report = apply_plan(plan, cluster)
+            plan = provisioning.plan(stack, cluster)
+            report = provisioning.apply(plan, cluster)
             walls.append(time.perf_counter() - started)
             entries = list(server.state.log.entries)
     resources = len(plan.unchanged)

@@ -5,7 +5,7 @@ The production stack pairs ``clip-ViT-B-32`` (images, embedded on the ingest hos
 sentence-transformers) with ``clip-ViT-B-32-multilingual-v1`` (a DistilBERT student, traced by eland
 and run inside Elasticsearch, distilled into the same space). Nothing can be downloaded where this
 project is built and tested, so this script builds the same pair, tiny, and trains it on the synthetic
-coloured-shapes set of :mod:`provisioning.embedding.synthetic`, so that search results mean something
+coloured-shapes set of :mod:`synthetic_shapes`, so that search results mean something
 ("a red circle", "ein roter Kreis", "un círculo rojo" find red circles).
 
 It mirrors how the real pair was made:
@@ -65,7 +65,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a checkout, without installing the package
     sys.path.insert(0, str(REPO))
 
-from provisioning.embedding import synthetic  # noqa: E402
+import synthetic_shapes as synthetic  # noqa: E402
 
 # --- architecture: fixed, so that --quick and --untrained write the same shapes as a full run -----
 EMBED_DIM = 32  # the shared space (dense_vector dims); the real pair uses 512

@@ -19,7 +19,8 @@ import elastic_transport
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from provisioning.errors import ProvisionError
-from provisioning.spec.model import ClusterSpec
+from provisioning.stackfile.schema import ClusterSpec
+from provisioning.stackfile.stack import Stack
 
 log = logging.getLogger("provisioning.cluster")
 
@@ -127,7 +128,12 @@ def build_client(options: ConnectionOptions) -> Elasticsearch:
     )
 
 
-def _reason(body: Any) -> tuple[str | None, str]:
+def error_reason(body: object) -> tuple[str | None, str]:
+    """``(type, reason)`` of an Elasticsearch error body, the reason with its cause appended.
+
+    The one place an error response becomes words: every message the library builds from a refusal
+    (a resource write, a search, a bulk request) goes through here.
+    """
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict):
@@ -142,11 +148,17 @@ def _reason(body: Any) -> tuple[str | None, str]:
     return None, str(body)[:500]
 
 
+def error_text(exc: ApiError) -> str:
+    """``type: reason`` of a refused request (:func:`error_reason`), for one-line messages."""
+    kind, reason = error_reason(exc.body)
+    return f"{kind}: {reason}" if kind else reason or str(exc.message)
+
+
 def describe_error(exc: Exception, action: str, secrets: Iterable[str] = ()) -> ClusterError:
     """A ClusterError that says what was attempted, what Elasticsearch answered, and nothing secret."""
     secrets = list(secrets)
     if isinstance(exc, ApiError):
-        kind, reason = _reason(exc.body)
+        kind, reason = error_reason(exc.body)
         status = exc.meta.status if exc.meta else None
         text = f"{action}: Elasticsearch answered {status} {kind or ''}: {reason}".replace("  ", " ")
         if status == 401:
@@ -212,3 +224,33 @@ class Cluster:
 
     def close(self) -> None:
         self.client.close()
+
+
+def connect(
+    stack: Stack | None = None,
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    ca_certs: str | None = None,
+    insecure: bool | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Cluster:
+    """A :class:`Cluster` for ``stack``: its ``cluster:`` section, overridden by the ES_URL, ES_API_KEY,
+    ES_USERNAME, ES_PASSWORD and ES_CA_CERTS environment variables (``env``, default
+    ``os.environ``), overridden by the arguments. Nothing is sent until the first request.
+
+    Raises ProvisionError when both an API key and a username are configured.
+    """
+    options = ConnectionOptions.resolve(
+        stack.spec.cluster if stack is not None else None,
+        env,
+        url=url,
+        api_key=api_key,
+        username=username,
+        password=password,
+        ca_certs=ca_certs,
+        insecure=insecure,
+    )
+    return Cluster.connect(options)

@@ -13,13 +13,16 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from provisioning.json_types import JsonObject, JsonValue
 
-def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+
+def deep_merge(base: Mapping[str, JsonValue], overlay: Mapping[str, JsonValue]) -> JsonObject:
     """Merge ``overlay`` onto ``base`` recursively; objects merge, everything else is replaced."""
-    out = copy.deepcopy(dict(base))
+    out: JsonObject = copy.deepcopy(dict(base))
     for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
+        current = out.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            out[key] = deep_merge(current, value)
         else:
             out[key] = copy.deepcopy(value)
     return out

@@ -7,16 +7,22 @@ is added with click.style; click.echo drops it when the stream is not a terminal
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
-from provisioning.apply import ApplyReport, ChangeResult
-from provisioning.plan import Change, Plan
-from provisioning.search import SearchResult
-from provisioning.status import StatusReport
-from provisioning.verify import VerifyReport
+from provisioning.changes import Change, Plan
+from provisioning.errors import SpecIssue
+from provisioning.executor import ApplyReport, ChangeResult
+from provisioning.image_ingest.report import IngestReport
+from provisioning.json_types import JsonObject
+from provisioning.queries import SearchResult
+from provisioning.smoke_tests import VerifyReport
+from provisioning.stack_status import StatusReport
+from provisioning.stackfile.stack import Stack
+from provisioning.workflow import ConvergeReport
 
 SYMBOLS = {
     "create": ("+", "green"),
@@ -183,3 +189,82 @@ def render_verify(report: VerifyReport) -> str:
     passed = sum(r.passed for r in report.results)
     lines.append(f"smoke tests: {passed} passed, {len(report.results) - passed} failed")
     return "\n".join(lines)
+
+
+def render_ingest(report: IngestReport, *, max_failures: int = 20) -> str:
+    """A human summary of an ingest run: one block per job, then up to ``max_failures`` failures each."""
+    lines: list[str] = []
+    for load in report.encoders:
+        lines.append(f"encoder {load.name}: {load.source} on {load.device} (loaded in {load.load_s:.1f}s)")
+    for job in report.jobs:
+        lines.append(
+            f"ingest {job.name} -> {job.index}: {job.scanned} scanned, {job.already_indexed} already indexed, "
+            f"{job.embedded} embedded, {job.indexed} indexed, {job.failed} failed"
+            + (f", {job.duplicates} duplicates" if job.duplicates else "")
+            + (f", {job.pruned} pruned" if job.pruned else "")
+            + f" in {job.elapsed_s:.1f}s ({job.images_per_s:.1f} images/s)"
+        )
+        if job.prune_skipped:
+            lines.append(f"  prune skipped: {job.prune_skipped}")
+        for failure in job.failures[:max_failures]:
+            lines.append(f"  {failure.stage} failed: {failure.relative_path}: {failure.reason}")
+        hidden = job.failed - min(job.failed, max_failures)
+        if hidden:
+            lines.append(f"  ... and {hidden} more failures (--output json lists them)")
+    if not report.jobs:
+        lines.append("no ingest jobs to run")
+    return "\n".join(lines)
+
+
+def render_converge(report: ConvergeReport) -> str:
+    """What ``provision apply`` prints after the plan: the apply summary, ingest and smoke tests."""
+    parts: list[str] = []
+    if report.apply is not None:
+        parts.append(render_apply(report.apply))
+    if report.ingest is not None:
+        parts.append(render_ingest(report.ingest))
+    if report.verify is not None:
+        parts.append(render_verify(report.verify))
+    return "\n".join(parts)
+
+
+_SINGULAR = {"indices": "index", "ingest": "ingest job", "smoke_tests": "smoke test"}
+_PLURAL = {"ingest": "ingest jobs"}
+
+
+def render_validation(path: Path, stack: Stack) -> tuple[JsonObject, str]:
+    """``provision validate`` of a valid stack: the JSON document and the one-line summary."""
+    spec = stack.spec
+    counts: dict[str, int] = {
+        "models": len(spec.models),
+        "encoders": len(spec.encoders),
+        "inference_endpoints": len(spec.inference_endpoints),
+        "component_templates": len(spec.component_templates),
+        "index_templates": len(spec.index_templates),
+        "pipelines": len(spec.pipelines),
+        "indices": len(spec.indices),
+        "ingest": len(spec.ingest),
+        "smoke_tests": len(spec.smoke_tests),
+    }
+
+    def label(key: str, n: int) -> str:
+        if n == 1:
+            return _SINGULAR.get(key, key.rstrip("s")).replace("_", " ")
+        return _PLURAL.get(key, key).replace("_", " ")
+
+    parts = ", ".join(f"{n} {label(k, n)}" for k, n in counts.items() if n)
+    counted: JsonObject = dict(counts)
+    document: JsonObject = {"valid": True, "stack": str(path), "name": spec.name, "counts": counted}
+    return document, f"{path}: valid stack '{spec.name}' ({parts or 'empty'})"
+
+
+def issue_json(issue: SpecIssue) -> JsonObject:
+    """One stack-file problem as ``provision validate --output json`` lists it."""
+    loc = issue.location
+    return {
+        "file": str(loc.file if loc else issue.file),
+        "line": loc.line if loc else None,
+        "column": loc.column if loc else None,
+        "path": issue.path,
+        "message": issue.message,
+    }

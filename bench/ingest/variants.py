@@ -21,8 +21,8 @@ import sentence_transformers  # noqa: F401 - imported before the clock starts, a
 def run_provision(stack_path: Path) -> dict[str, float]:
     from provisioning.cluster import ConnectionOptions, build_client
     from provisioning.embedding.encoders import load_encoder
-    from provisioning.ingest import run_ingest
-    from provisioning.spec import load_stack
+    from provisioning.image_ingest import run_ingest
+    from provisioning.stackfile import load_stack
 
     stack = load_stack(stack_path)
     name, spec = next(iter(stack.spec.encoders.items()))
@@ -46,8 +46,8 @@ def run_provision(stack_path: Path) -> dict[str, float]:
 def run_bound(model: Path, images: Path, batch_size: int) -> dict[str, float]:
     """Batched forward passes over the corpus, decoded and prepared (224x224) beforehand, untimed."""
     from provisioning.embedding.encoders import load_encoder
-    from provisioning.ingest.decode import decode_image
-    from provisioning.spec.model import EncoderSpec, SourceSpec
+    from provisioning.image_ingest.decode import decode_image
+    from provisioning.stackfile.schema import EncoderSpec, SourceSpec
 
     started = time.perf_counter()
     encoder = load_encoder(

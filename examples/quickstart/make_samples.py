@@ -1,7 +1,7 @@
 """Generate the quickstart's sample images (samples/) and query image (queries/).
 
 The images come from the same synthetic generator the tiny CLIP models were trained on
-(``provisioning.embedding.synthetic``): 7 shapes x 6 colours, two images each, 128 px JPEGs,
+(``synthetic_shapes``): 7 shapes x 6 colours, two images each, 128 px JPEGs,
 deterministic. The committed files were written by ``python examples/quickstart/make_samples.py``.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from provisioning.embedding.synthetic import classes, render, sample_rng, write_sample_set
+from synthetic_shapes import classes, render, sample_rng, write_sample_set
 
 HERE = Path(__file__).resolve().parent
 SEED = 7

@@ -43,7 +43,7 @@ from provisioning.embedding.hub import (
     probe_endpoint,
 )
 from provisioning.errors import ProvisionError
-from provisioning.spec.model import EncoderSpec
+from provisioning.stackfile.schema import EncoderSpec
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

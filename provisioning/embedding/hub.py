@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from provisioning.errors import ProvisionError
-from provisioning.spec.model import SourceSpec
+from provisioning.stackfile.schema import SourceSpec
 
 HUB_ENDPOINT = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
 PROBE_TIMEOUT_S = 3.0

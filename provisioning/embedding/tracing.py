@@ -25,7 +25,8 @@ from typing import Any
 
 from provisioning.embedding.hub import resolve_source
 from provisioning.errors import ProvisionError
-from provisioning.spec.model import ModelSpec
+from provisioning.json_types import JsonObject, to_json_object
+from provisioning.stackfile.schema import ModelSpec
 
 log = logging.getLogger("provisioning.tracing")
 
@@ -106,12 +107,18 @@ def _dir_digest(path: Path) -> str:
 class Fingerprint:
     """Everything that determines the traced artifact, and its hash."""
 
-    facts: dict[str, Any]
+    facts: JsonObject
 
     @property
     def digest(self) -> str:
         text = json.dumps(self.facts, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    @property
+    def toolchain(self) -> dict[str, str]:
+        """The library versions the model was (or will be) traced with."""
+        found = self.facts.get("toolchain")
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def fingerprint(model: ModelSpec, base_dir: Path) -> Fingerprint:
@@ -120,17 +127,18 @@ def fingerprint(model: ModelSpec, base_dir: Path) -> Fingerprint:
         path = path if path.is_absolute() else base_dir / path
         if not path.is_dir():
             raise TracingError(f"model directory not found: {path}")
-        source: dict[str, Any] = {"path_sha256": _dir_digest(path)}
+        source: JsonObject = {"path_sha256": _dir_digest(path)}
     else:
         source = {"hub": model.source.hub, "revision": model.source.revision or "main"}
-    facts = {
+    versions: JsonObject = dict(toolchain())
+    facts: JsonObject = {
         "source": source,
         "task_type": model.task_type,
         "max_model_input_length": model.max_model_input_length,
         "quantize": model.quantize,
         "ingest_prefix": model.ingest_prefix,
         "search_prefix": model.search_prefix,
-        "toolchain": toolchain(),
+        "toolchain": versions,
     }
     return Fingerprint(facts)
 
@@ -142,7 +150,7 @@ class TracedModel:
     directory: Path
     definition: Path
     vocabulary: Path
-    config: dict[str, Any]
+    config: JsonObject
     fingerprint: Fingerprint
 
     @property
@@ -222,8 +230,8 @@ class Tracer:
             directory,
             directory / data["definition"],
             directory / "vocabulary.json",
-            data["config"],
-            Fingerprint(data["fingerprint"]),
+            to_json_object(data["config"]),
+            Fingerprint(to_json_object(data["fingerprint"])),
         )
 
     def trace(

@@ -12,7 +12,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
+
+from provisioning.json_types import JsonObject, JsonValue
 
 Op = Literal["add", "remove", "change"]
 
@@ -23,10 +25,10 @@ class DiffEntry:
 
     path: str
     op: Op
-    before: Any = None
-    after: Any = None
+    before: JsonValue = None
+    after: JsonValue = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"path": self.path, "op": self.op, "before": self.before, "after": self.after}
 
 
@@ -34,7 +36,7 @@ def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
-def scalar(value: Any) -> Any:
+def scalar(value: JsonValue) -> JsonValue:
     """Elasticsearch's string form of a setting value (``1`` and ``"1"`` are the same setting)."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -45,15 +47,15 @@ def scalar(value: Any) -> Any:
     return value
 
 
-def flatten_settings(settings: Mapping[str, Any] | None, *, index_prefix: bool = True) -> dict[str, Any]:
+def flatten_settings(settings: Mapping[str, JsonValue] | None, *, index_prefix: bool = True) -> JsonObject:
     """``{"index": {"number_of_shards": 1}}`` and ``{"number_of_shards": "1"}`` both become
     ``{"index.number_of_shards": "1"}``."""
-    out: dict[str, Any] = {}
+    out: JsonObject = {}
 
-    def walk(node: Mapping[str, Any], prefix: str) -> None:
+    def walk(node: Mapping[str, JsonValue], prefix: str) -> None:
         for key, value in node.items():
             path = _join(prefix, str(key))
-            if isinstance(value, Mapping):
+            if isinstance(value, dict):
                 walk(value, path)
             else:
                 out[path] = scalar(value)
@@ -64,22 +66,22 @@ def flatten_settings(settings: Mapping[str, Any] | None, *, index_prefix: bool =
     return out
 
 
-def equal(a: Any, b: Any) -> bool:
+def equal(a: JsonValue, b: JsonValue) -> bool:
     """Equality that treats 1 and 1.0 alike, as Elasticsearch's JSON does."""
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
     if isinstance(a, int | float) and isinstance(b, int | float):
         return float(a) == float(b)
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
+    if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 
-def diff(desired: Any, live: Any, *, prefix: str = "", exact: bool = True) -> list[DiffEntry]:
+def diff(desired: JsonValue, live: JsonValue, *, prefix: str = "", exact: bool = True) -> list[DiffEntry]:
     """Field-level differences. With ``exact=False``, keys only present live are ignored."""
-    if isinstance(desired, Mapping) and isinstance(live, Mapping):
+    if isinstance(desired, dict) and isinstance(live, dict):
         out: list[DiffEntry] = []
         for key in desired:
             path = _join(prefix, str(key))
@@ -100,7 +102,7 @@ def diff(desired: Any, live: Any, *, prefix: str = "", exact: bool = True) -> li
 # Field parameters Elasticsearch leaves out of GET _mapping when they hold their default value:
 # a declared default that is absent live is not drift. (type, parameter) -> default; type None
 # applies to every field type.
-FIELD_DEFAULTS: dict[tuple[str | None, str], Any] = {
+FIELD_DEFAULTS: dict[tuple[str | None, str], JsonValue] = {
     (None, "index"): True,
     (None, "doc_values"): True,
     (None, "store"): False,
@@ -115,8 +117,9 @@ FIELD_DEFAULTS: dict[tuple[str | None, str], Any] = {
 }
 
 
-def _is_default(field: Mapping[str, Any], param: str, value: Any) -> bool:
-    kind = field.get("type", "object" if "properties" in field else None)
+def _is_default(field: Mapping[str, JsonValue], param: str, value: JsonValue) -> bool:
+    declared = field.get("type", "object" if "properties" in field else None)
+    kind = declared if isinstance(declared, str) else None
     for key in ((kind, param), (None, param)):
         if key in FIELD_DEFAULTS and equal(FIELD_DEFAULTS[key], value):
             return True
@@ -124,7 +127,11 @@ def _is_default(field: Mapping[str, Any], param: str, value: Any) -> bool:
 
 
 def mapping_diff(
-    desired: Mapping[str, Any], live: Mapping[str, Any], *, prefix: str = "", fields_exact: bool = True
+    desired: Mapping[str, JsonValue],
+    live: Mapping[str, JsonValue],
+    *,
+    prefix: str = "",
+    fields_exact: bool = True,
 ) -> list[DiffEntry]:
     """Mappings compared on what the spec says; live-only field parameters are Elasticsearch defaults.
 
@@ -139,8 +146,8 @@ def mapping_diff(
             if in_field and _is_default(desired, str(key), want):
                 continue
             out.append(DiffEntry(path, "add", None, want))
-        elif isinstance(want, Mapping) and isinstance(live[key], Mapping):
-            out.extend(mapping_diff(want, live[key], prefix=path, fields_exact=fields_exact))
+        elif isinstance(want, dict) and isinstance(have := live[key], dict):
+            out.extend(mapping_diff(want, have, prefix=path, fields_exact=fields_exact))
         elif not equal(want, live[key]):
             out.append(DiffEntry(path, "change", live[key], want))
     if fields_exact and prefix.endswith("properties"):
@@ -152,11 +159,11 @@ def mapping_diff(
     return out
 
 
-def body_hash(body: Any) -> str:
+def body_hash(body: JsonValue) -> str:
     """A short stable hash of a body, recorded as ``spec_hash`` so a reader sees which spec wrote it."""
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def drop_none(body: Mapping[str, Any]) -> dict[str, Any]:
+def drop_none(body: Mapping[str, JsonValue]) -> JsonObject:
     return {k: v for k, v in body.items() if v is not None}

@@ -8,11 +8,20 @@ declares is compared. Ownership is recorded in the mapping's ``_meta``.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-from provisioning.resources.base import Comparison, Desired, Live, ResourceKind, owner_of, ownership_meta
+from provisioning.changes import Change, Desired, Live
+from provisioning.json_types import JsonObject, as_int, as_object
+from provisioning.resources.base import (
+    ApplyContext,
+    Comparison,
+    ResourceKind,
+    Survey,
+    owner_of,
+    ownership_meta,
+)
 from provisioning.resources.diff import DiffEntry, diff, drop_none, flatten_settings, mapping_diff
-from provisioning.spec.stack import Stack
+from provisioning.stackfile.stack import Stack
 
 # Changing one of these on an existing field needs a new index.
 INCOMPATIBLE_FIELD_PARAMS = {
@@ -50,79 +59,91 @@ def _is_static(entry: DiffEntry) -> bool:
     return entry.path.startswith("settings.") and any(key == s or key.startswith(s) for s in STATIC_SETTINGS)
 
 
-class Indices(ResourceKind):
+@dataclass(frozen=True, kw_only=True)
+class IndexDesired(Desired):
+    """A declared index with what it ends up with once its templates apply: the body compared
+    with the live index (the sent ``body`` holds only what the index declares itself)."""
+
+    settings: JsonObject
+    mappings: JsonObject
+    aliases: JsonObject
+
+
+class Indices(ResourceKind[IndexDesired]):
     kind = "index"
     title = "index"
+    desired_type = IndexDesired
 
-    def desired(self, stack: Stack) -> list[Desired]:
+    def desired(self, stack: Stack) -> list[IndexDesired]:
         out = []
         for name, spec in stack.spec.indices.items():
             effective = stack.effective_body(name)
-            mappings = dict(effective["mappings"])
-            sent = drop_none(
-                {"settings": spec.settings, "mappings": dict(spec.mappings or {}), "aliases": spec.aliases}
-            )
-            meta = ownership_meta(stack, effective)
-            mappings["_meta"] = {**dict(mappings.get("_meta") or {}), **meta}
-            sent["mappings"]["_meta"] = mappings["_meta"]
+            mappings: JsonObject = dict(effective["mappings"])
+            composed: JsonObject = {
+                "settings": effective["settings"],
+                "mappings": effective["mappings"],
+                "aliases": effective["aliases"],
+            }
+            meta = ownership_meta(stack, composed)
+            mappings["_meta"] = {**as_object(mappings.get("_meta")), **meta}
+            own_mappings: JsonObject = dict(spec.mappings or {})
+            own_mappings["_meta"] = mappings["_meta"]
+            sent = drop_none({"settings": spec.settings, "mappings": own_mappings, "aliases": spec.aliases})
             out.append(
-                Desired(
+                IndexDesired(
                     self.kind,
                     name,
                     sent,
                     ("indices", name),
-                    extra={
-                        "settings": effective["settings"],
-                        "mappings": mappings,
-                        "aliases": effective["aliases"],
-                    },
+                    settings=effective["settings"],
+                    mappings=mappings,
+                    aliases=effective["aliases"],
                 )
             )
         return out
 
-    def read(self, stack: Stack, names: list[str]) -> dict[str, Live]:
+    def read(self, stack: Stack, names: list[str], survey: Survey) -> dict[str, Live]:
         """One request: every index's mapping ``_meta`` (to find managed ones) plus the full body of the
         declared ones, trimmed server-side with ``filter_path``. Names with a '.' cannot be spelled in
         a filter path, so those stacks take a second request."""
         simple = [n for n in names if "." not in n]
-        found = self.call(
+        found = self.call_or_none(
             "read indices",
             self.client.indices.get,
             index="*",
             expand_wildcards="open,closed",
             filter_path=",".join(["*.mappings._meta", *(f"{n}.*" for n in simple)]),
-            missing_ok=True,
         )
-        bodies: dict[str, Any] = dict(found.body) if found else {}
+        bodies: JsonObject = dict(found or {})
         dotted = [n for n in names if "." in n]
         if dotted:
-            extra = self.call(
+            extra = self.call_or_none(
                 "read indices",
                 self.client.indices.get,
                 index=",".join(dotted),
                 ignore_unavailable=True,
                 allow_no_indices=True,
-                missing_ok=True,
             )
-            bodies.update(extra.body if extra else {})
+            bodies.update(extra or {})
         out: dict[str, Live] = {}
-        for index, body in bodies.items():
-            managed_by, owner = owner_of((body.get("mappings") or {}).get("_meta"))
+        for index, item in bodies.items():
+            body = as_object(item)
+            managed_by, owner = owner_of(as_object(body.get("mappings")).get("_meta"))
             if index in names or owner == stack.spec.name:
-                out[index] = Live(self.kind, index, dict(body), owner, managed_by)
+                out[index] = Live(self.kind, index, body, owner, managed_by)
         return out
 
-    def _live_settings(self, live: Live) -> dict[str, Any]:
-        flat = flatten_settings(live.body.get("settings"))
+    def _live_settings(self, live: Live) -> JsonObject:
+        flat = flatten_settings(as_object(live.body.get("settings")))
         return {k: v for k, v in flat.items() if not k.startswith(_INTERNAL_SETTINGS)}
 
-    def compare(self, desired: Desired, live: Live) -> Comparison:
-        want_settings = flatten_settings(desired.extra["settings"])
+    def compare(self, desired: IndexDesired, live: Live, survey: Survey) -> Comparison:
+        want_settings = flatten_settings(desired.settings)
         changes = diff(want_settings, self._live_settings(live), prefix="settings", exact=False)
         changes += mapping_diff(
-            desired.extra["mappings"], live.body.get("mappings") or {}, prefix="mappings", fields_exact=False
+            desired.mappings, as_object(live.body.get("mappings")), prefix="mappings", fields_exact=False
         )
-        changes += diff(desired.extra["aliases"], live.body.get("aliases") or {}, prefix="aliases")
+        changes += diff(desired.aliases, as_object(live.body.get("aliases")), prefix="aliases")
         if not changes:
             return Comparison([], None)
         blocking = [c for c in changes if _is_incompatible(c) or _is_static(c)]
@@ -135,26 +156,23 @@ class Indices(ResourceKind):
             )
         return Comparison(changes, "update")
 
-    def create(self, desired: Desired) -> None:
+    def create(self, desired: IndexDesired, context: ApplyContext) -> None:
         self.call(
             f"create index {desired.name}", self.client.indices.create, index=desired.name, body=desired.body
         )
 
-    def update(self, desired: Desired, live: Live) -> None:
-        comparison = self.compare(desired, live)
-        paths = {c.path.split(".")[0] for c in comparison.diff}
+    def update(self, change: Change, desired: IndexDesired, context: ApplyContext) -> None:
+        """Applies exactly the planned diff: the mapping (additive), dynamic settings, aliases."""
+        paths = {c.path.split(".")[0] for c in change.diff}
         if "mappings" in paths:
-            mappings = desired.extra["mappings"]
             self.call(
                 f"update mapping of {desired.name}",
                 self.client.indices.put_mapping,
                 index=desired.name,
-                body=mappings,
+                body=desired.mappings,
             )
-        settings = {
-            c.path.removeprefix("settings."): c.after
-            for c in comparison.diff
-            if c.path.startswith("settings.")
+        settings: JsonObject = {
+            c.path.removeprefix("settings."): c.after for c in change.diff if c.path.startswith("settings.")
         }
         if settings:
             self.call(
@@ -164,24 +182,27 @@ class Indices(ResourceKind):
                 body=settings,
             )
         if "aliases" in paths:
-            want = desired.extra["aliases"]
-            have = live.body.get("aliases") or {}
-            actions: list[dict[str, Any]] = [
-                {"remove": {"index": desired.name, "alias": a}} for a in have if a not in want
+            have = as_object(change.live.body.get("aliases")) if change.live else {}
+            actions: list[JsonObject] = [
+                {"remove": {"index": desired.name, "alias": a}} for a in have if a not in desired.aliases
             ]
             actions += [
-                {"add": {"index": desired.name, "alias": a, **(body or {})}} for a, body in want.items()
+                {"add": {"index": desired.name, "alias": a, **as_object(body)}}
+                for a, body in desired.aliases.items()
             ]
             self.call(
                 f"update aliases of {desired.name}", self.client.indices.update_aliases, actions=actions
             )
 
-    def replace(self, desired: Desired, live: Live) -> None:
+    def replace(self, change: Change, desired: IndexDesired, context: ApplyContext) -> None:
         raise NotImplementedError("indices are never replaced automatically; see the reindex runbook")
 
     def doc_count(self, name: str) -> int:
-        found = self.call(f"count documents in {name}", self.client.count, index=name, missing_ok=True)
-        return int(found.body.get("count", 0)) if found else 0
+        found = self.call_or_none(f"count documents in {name}", self.client.count, index=name)
+        return as_int((found or {}).get("count"))
+
+    def status_details(self, live: Live) -> JsonObject:
+        return {"docs": self.doc_count(live.name)}
 
     def delete_blocked(self, live: Live, *, include_data: bool) -> str | None:
         if include_data:
@@ -193,5 +214,5 @@ class Indices(ResourceKind):
             )
         return None
 
-    def delete(self, live: Live) -> None:
-        self.call(f"delete index {live.name}", self.client.indices.delete, index=live.name, missing_ok=True)
+    def delete(self, live: Live, context: ApplyContext) -> None:
+        self.call_or_none(f"delete index {live.name}", self.client.indices.delete, index=live.name)

@@ -1,21 +1,33 @@
-"""Component templates and index templates.
+"""Component templates (``PUT _component_template/<name>``) and index templates
+(``PUT _index_template/<name>``).
 
 Both are stored by Elasticsearch as given, except settings, which come back nested under
-``index`` with string values; they are flattened on both sides before comparison.
+``index`` with string values; they are flattened on both sides before comparison. The two kinds
+differ only in their API and which top-level keys they compare, so they share one implementation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from abc import abstractmethod
+from typing import ClassVar
 
-from provisioning.resources.base import Comparison, Desired, Live, ResourceKind, owner_of, ownership_meta
-from provisioning.resources.diff import diff, drop_none, flatten_settings, mapping_diff
-from provisioning.spec.model import TemplateBody
-from provisioning.spec.stack import Stack
+from provisioning.changes import Desired, Live
+from provisioning.json_types import JsonObject, JsonValue, as_list, as_object, as_str
+from provisioning.resources.base import (
+    ApplyContext,
+    Comparison,
+    ResourceKind,
+    Survey,
+    owner_of,
+    ownership_meta,
+)
+from provisioning.resources.diff import DiffEntry, diff, drop_none, flatten_settings, mapping_diff
+from provisioning.stackfile.schema import TemplateBody
+from provisioning.stackfile.stack import Stack
 
 
-def template_body(template: TemplateBody | None) -> dict[str, Any] | None:
+def template_body(template: TemplateBody | None) -> JsonObject | None:
+    """The ``template`` object of a template's body, or None when it declares nothing."""
     if template is None:
         return None
     body = drop_none(
@@ -24,59 +36,63 @@ def template_body(template: TemplateBody | None) -> dict[str, Any] | None:
     return body or None
 
 
-def compare_template_part(
-    desired: Mapping[str, Any] | None, live: Mapping[str, Any] | None, prefix: str
-) -> list[Any]:
+def compare_template_part(desired: JsonObject, live: JsonObject, prefix: str) -> list[DiffEntry]:
     """Differences in a ``template`` object (settings flattened, mappings field-aware, aliases exact)."""
-    desired = desired or {}
-    live = live or {}
     out = diff(
-        flatten_settings(desired.get("settings")),
-        flatten_settings(live.get("settings")),
+        flatten_settings(as_object(desired.get("settings"))),
+        flatten_settings(as_object(live.get("settings"))),
         prefix=f"{prefix}.settings",
     )
     out += mapping_diff(
-        desired.get("mappings") or {}, live.get("mappings") or {}, prefix=f"{prefix}.mappings"
+        as_object(desired.get("mappings")), as_object(live.get("mappings")), prefix=f"{prefix}.mappings"
     )
-    out += diff(desired.get("aliases") or {}, live.get("aliases") or {}, prefix=f"{prefix}.aliases")
+    out += diff(as_object(desired.get("aliases")), as_object(live.get("aliases")), prefix=f"{prefix}.aliases")
     return out
 
 
-def _without_template(body: Mapping[str, Any]) -> dict[str, Any]:
+def _without_template(body: JsonObject) -> JsonObject:
     return {k: v for k, v in body.items() if k != "template"}
 
 
-class _TemplateKind(ResourceKind):
-    """Reading, comparing and writing either kind of template; they differ in names and paths only.
+class _TemplateKind(ResourceKind[Desired]):
+    """Reading, comparing and writing either kind of template.
 
     Top-level keys Elasticsearch reports that the stack does not set (``allow_auto_create``,
     ``deprecated``, ...) are compared only when they are among ``compared_keys``.
     """
 
+    desired_type = Desired
     list_key: ClassVar[str]
     item_key: ClassVar[str]
     compared_keys: ClassVar[tuple[str, ...]] = ("version", "_meta")
 
-    def _api(self) -> tuple[Any, Any, Any]:
-        """The client's (get, put, delete) calls for this kind."""
-        raise NotImplementedError
+    @abstractmethod
+    def _get_all(self) -> JsonObject | None: ...
 
-    def read(self, stack: Stack, names: list[str]) -> dict[str, Live]:
-        get, _, _ = self._api()
-        found = self.call(f"read {self.title}s", get, missing_ok=True)
+    @abstractmethod
+    def _put(self, name: str, body: JsonObject) -> None: ...
+
+    @abstractmethod
+    def _delete(self, name: str) -> None: ...
+
+    def read(self, stack: Stack, names: list[str], survey: Survey) -> dict[str, Live]:
         out: dict[str, Live] = {}
-        for item in found.body.get(self.list_key, []) if found else []:
-            body = dict(item[self.item_key])
+        for entry in as_list((self._get_all() or {}).get(self.list_key)):
+            item = as_object(entry)
+            name = as_str(item.get("name"), "") or ""
+            body = as_object(item.get(self.item_key))
             if not body.get("composed_of"):
                 body.pop("composed_of", None)
             managed_by, owner = owner_of(body.get("_meta"))
-            if item["name"] in names or owner == stack.spec.name:
-                out[item["name"]] = Live(self.kind, item["name"], body, owner, managed_by)
+            if name in names or owner == stack.spec.name:
+                out[name] = Live(self.kind, name, body, owner, managed_by)
         return out
 
-    def compare(self, desired: Desired, live: Live) -> Comparison:
-        changes = compare_template_part(desired.body.get("template"), live.body.get("template"), "template")
-        rest_live = {
+    def compare(self, desired: Desired, live: Live, survey: Survey) -> Comparison:
+        changes = compare_template_part(
+            as_object(desired.body.get("template")), as_object(live.body.get("template")), "template"
+        )
+        rest_live: JsonObject = {
             k: v
             for k, v in _without_template(live.body).items()
             if k in desired.body or k in self.compared_keys
@@ -84,13 +100,11 @@ class _TemplateKind(ResourceKind):
         changes += diff(_without_template(desired.body), rest_live)
         return Comparison(changes, "update" if changes else None)
 
-    def create(self, desired: Desired) -> None:
-        _, put, _ = self._api()
-        self.call(f"put {self.title} {desired.name}", put, name=desired.name, body=desired.body)
+    def create(self, desired: Desired, context: ApplyContext) -> None:
+        self._put(desired.name, desired.body)
 
-    def delete(self, live: Live) -> None:
-        _, _, delete = self._api()
-        self.call(f"delete {self.title} {live.name}", delete, name=live.name, missing_ok=True)
+    def delete(self, live: Live, context: ApplyContext) -> None:
+        self._delete(live.name)
 
 
 class ComponentTemplates(_TemplateKind):
@@ -99,20 +113,24 @@ class ComponentTemplates(_TemplateKind):
     list_key = "component_templates"
     item_key = "component_template"
 
-    def _api(self) -> tuple[Any, Any, Any]:
-        cluster = self.client.cluster
-        return (
-            cluster.get_component_template,
-            cluster.put_component_template,
-            cluster.delete_component_template,
+    def _get_all(self) -> JsonObject | None:
+        return self.call_or_none("read component templates", self.client.cluster.get_component_template)
+
+    def _put(self, name: str, body: JsonObject) -> None:
+        self.call(
+            f"put component template {name}", self.client.cluster.put_component_template, name=name, body=body
+        )
+
+    def _delete(self, name: str) -> None:
+        self.call_or_none(
+            f"delete component template {name}", self.client.cluster.delete_component_template, name=name
         )
 
     def desired(self, stack: Stack) -> list[Desired]:
         out = []
         for name, spec in stack.spec.component_templates.items():
-            body: dict[str, Any] = drop_none(
-                {"template": template_body(spec.template) or {}, "version": spec.version}
-            )
+            template: JsonValue = template_body(spec.template) or {}
+            body = drop_none({"template": template, "version": spec.version})
             body["_meta"] = ownership_meta(stack, body, spec.meta)
             out.append(Desired(self.kind, name, body, ("component_templates", name)))
         return out
@@ -125,18 +143,27 @@ class IndexTemplates(_TemplateKind):
     item_key = "index_template"
     compared_keys = ("composed_of", "priority", "version", "_meta")
 
-    def _api(self) -> tuple[Any, Any, Any]:
-        indices = self.client.indices
-        return indices.get_index_template, indices.put_index_template, indices.delete_index_template
+    def _get_all(self) -> JsonObject | None:
+        return self.call_or_none("read index templates", self.client.indices.get_index_template)
+
+    def _put(self, name: str, body: JsonObject) -> None:
+        self.call(f"put index template {name}", self.client.indices.put_index_template, name=name, body=body)
+
+    def _delete(self, name: str) -> None:
+        self.call_or_none(
+            f"delete index template {name}", self.client.indices.delete_index_template, name=name
+        )
 
     def desired(self, stack: Stack) -> list[Desired]:
         out = []
         for name, spec in stack.spec.index_templates.items():
-            body: dict[str, Any] = drop_none(
+            patterns: list[JsonValue] = list(spec.index_patterns)
+            composed: list[JsonValue] | None = list(spec.composed_of) or None
+            body = drop_none(
                 {
-                    "index_patterns": list(spec.index_patterns),
+                    "index_patterns": patterns,
                     "priority": spec.priority,
-                    "composed_of": list(spec.composed_of) or None,
+                    "composed_of": composed,
                     "template": template_body(spec.template),
                     "version": spec.version,
                 }

@@ -10,7 +10,9 @@ from typing import Any
 import yaml
 
 from provisioning.cluster import Cluster, ConnectionOptions
-from provisioning.spec import Stack, load_stack
+from provisioning.stackfile import Stack, load_stack
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 
 
 def unique(prefix: str) -> str:
@@ -64,3 +66,21 @@ def load(directory: Path, body: dict[str, Any]) -> Stack:
 
 def connect(url: str) -> Cluster:
     return Cluster.connect(ConnectionOptions(url=url, max_retries=0))
+
+
+def absolute_stack(directory: Path, **model_source: str) -> Path:
+    """The quickstart stack with every path made absolute, so it can live outside the repository."""
+    body: dict[str, Any] = yaml.safe_load((QUICKSTART / "stack.yaml").read_text())
+    for spec in list(body["models"].values()) + list(body["encoders"].values()):
+        spec["source"]["path"] = str((QUICKSTART / spec["source"]["path"]).resolve())
+    if model_source:
+        body["models"]["clip-text"]["source"] = model_source
+    body["index_templates"]["quickstart-images"]["template"]["file"] = str(
+        QUICKSTART / "mappings" / "images.yaml"
+    )
+    body["pipelines"]["caption-embedding"]["file"] = str(QUICKSTART / "pipelines" / "caption-embedding.yaml")
+    body["ingest"]["samples"]["source"]["path"] = str(QUICKSTART / "samples")
+    body["smoke_tests"]["example-image"]["image"] = str(QUICKSTART / "queries" / "red-circle.jpg")
+    path = directory / "stack.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+    return path

@@ -23,9 +23,9 @@ from bench.ingest.corpus import small_jpeg
 from bench.ingest.models import TINY_DIMS, save_tiny_clip
 from bench.ingest.stacks import create_index, write_stack
 from provisioning.cluster import ConnectionOptions, build_client
-from provisioning.ingest import run_ingest
+from provisioning.image_ingest import run_ingest
 from provisioning.sandbox import Faults, SandboxServer
-from provisioning.spec import load_stack
+from provisioning.stackfile import load_stack
 from tests.conftest import sandbox_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def _ingest_process(stack: Path, url: str, output: Path) -> subprocess.Popen[byt
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     with output.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "provisioning.ingest", str(stack), "--output", "json", "--es-url", url],
+            [sys.executable, "-m", "provisioning", "ingest", str(stack), "--output", "json", "--es-url", url],
             stdout=out,
             env=env,
             cwd=REPO,

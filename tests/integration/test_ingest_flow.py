@@ -23,10 +23,10 @@ from bench.ingest.corpus import small_jpeg, write_bad_input_corpus
 from bench.ingest.models import TINY_DIMS, save_tiny_clip
 from bench.ingest.stacks import create_index, write_stack
 from provisioning.embedding.encoders import Encoder, load_encoder
-from provisioning.ingest import IngestError, run_ingest
-from provisioning.spec import load_stack
-from provisioning.spec.model import EncoderSpec, SourceSpec
-from provisioning.spec.stack import Stack
+from provisioning.image_ingest import IngestError, run_ingest
+from provisioning.stackfile import load_stack
+from provisioning.stackfile.schema import EncoderSpec, SourceSpec
+from provisioning.stackfile.stack import Stack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -340,13 +340,15 @@ def _run_module(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_module_entry_point_prints_one_json_document(
+def test_python_m_provisioning_ingest_prints_one_json_document(
     es: Elasticsearch, es_target: Any, index: str, tiny_model: Path, tmp_path: Path
 ) -> None:
     _photos(tmp_path / "photos", 3)
     (tmp_path / "photos" / "empty.jpg").write_bytes(b"")
     stack = _stack(tmp_path, tmp_path / "photos", tiny_model, index, es_target.url)
-    done = _run_module("provisioning.ingest", str(stack.path), "--output", "json", "--es-url", es_target.url)
+    done = _run_module(
+        "provisioning", "ingest", str(stack.path), "--output", "json", "--es-url", es_target.url
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     job = report["jobs"][0]

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from provisioning.apply import apply_plan
+import provisioning
 from provisioning.embedding import tracing
 from provisioning.errors import ProvisionError
-from provisioning.plan import make_destroy_plan, make_plan
-from provisioning.resources import models as model_kinds
+from provisioning.resources import deployments, trained_models
 from provisioning.sandbox import SandboxServer
 from tests.conftest import Target, sandbox_config
 from tests.integration.models_support import MAX_LEN, TEXT_MODEL, model_stack, untrained_text_model
@@ -28,7 +27,7 @@ TEXTS = ["a red circle", "ein blauer Stern", "un triángulo verde", "a photo of 
 def converge(tmp_path: Path, url: str, body: dict[str, Any]) -> Any:
     stack = load(tmp_path, body)
     cluster = connect(url)
-    report = apply_plan(make_plan(stack, cluster), cluster)
+    report = provisioning.apply(provisioning.plan(stack, cluster), cluster)
     assert report.ok, [(r.change.address, r.error) for r in report.failed]
     return report
 
@@ -84,7 +83,7 @@ def test_recorded_memory_is_the_models_real_size(
 def test_second_apply_neither_traces_nor_uploads_nor_writes(sandbox: SandboxServer, tmp_path: Path) -> None:
     body = model_stack(unique("idem"), unique("tiny-idem"))
     converge(tmp_path, sandbox.url, body)
-    traces, uploads = tracing.counters["traces"], model_kinds.upload_counters["models"]
+    traces, uploads = tracing.counters["traces"], trained_models.upload_counters["models"]
     hits = tracing.counters["cache_hits"]
     sandbox.state.log.clear()
     report = converge(tmp_path, sandbox.url, body)
@@ -92,7 +91,7 @@ def test_second_apply_neither_traces_nor_uploads_nor_writes(sandbox: SandboxServ
     assert sandbox.state.log.writes() == []
     assert tracing.counters["traces"] == traces
     assert tracing.counters["cache_hits"] == hits
-    assert model_kinds.upload_counters["models"] == uploads
+    assert trained_models.upload_counters["models"] == uploads
 
 
 def test_deleted_model_is_uploaded_again_from_the_trace_cache(
@@ -102,15 +101,15 @@ def test_deleted_model_is_uploaded_again_from_the_trace_cache(
     converge(tmp_path, es_target.url, body)
     model_id = body["models"]["clip-text"]["model_id"]
     es.ml.delete_trained_model(model_id=model_id, force=True)
-    traces, uploads = tracing.counters["traces"], model_kinds.upload_counters["models"]
-    plan = make_plan(load(tmp_path, body), connect(es_target.url))
+    traces, uploads = tracing.counters["traces"], trained_models.upload_counters["models"]
+    plan = provisioning.plan(load(tmp_path, body), connect(es_target.url))
     assert [c.address for c in plan.changes if c.action == "create"] == [
         f"trained_model/{model_id}",
         f"deployment/{model_id}",
     ]
-    assert apply_plan(plan, connect(es_target.url)).ok
+    assert provisioning.apply(plan, connect(es_target.url)).ok
     assert tracing.counters["traces"] == traces
-    assert model_kinds.upload_counters["models"] == uploads + 1
+    assert trained_models.upload_counters["models"] == uploads + 1
 
 
 def test_changing_allocations_is_an_in_place_update(
@@ -120,27 +119,27 @@ def test_changing_allocations_is_an_in_place_update(
     converge(tmp_path, es_target.url, body)
     model_id = body["models"]["clip-text"]["model_id"]
     body["models"]["clip-text"]["deployment"]["number_of_allocations"] = 2
-    plan = make_plan(load(tmp_path, body), connect(es_target.url))
+    plan = provisioning.plan(load(tmp_path, body), connect(es_target.url))
     assert [(c.action, c.address) for c in plan.changes] == [("update", f"deployment/{model_id}")]
     assert [(d.path, d.before, d.after) for d in plan.changes[0].diff] == [("number_of_allocations", 1, 2)]
-    assert apply_plan(plan, connect(es_target.url)).ok
+    assert provisioning.apply(plan, connect(es_target.url)).ok
     stats = es.ml.get_trained_models_stats(model_id=model_id).body["trained_model_stats"][0][
         "deployment_stats"
     ]
     assert stats["number_of_allocations"] == 2
     assert stats["allocation_status"]["target_allocation_count"] == 2
-    assert make_plan(load(tmp_path, body), connect(es_target.url)).changes == []
+    assert provisioning.plan(load(tmp_path, body), connect(es_target.url)).changes == []
 
 
 def test_changing_threads_is_a_replace(es_target: Target, tmp_path: Path) -> None:
     body = model_stack(unique("threads"), unique("tiny-threads"))
     converge(tmp_path, es_target.url, body)
     body["models"]["clip-text"]["deployment"]["threads_per_allocation"] = 2
-    plan = make_plan(load(tmp_path, body), connect(es_target.url))
+    plan = provisioning.plan(load(tmp_path, body), connect(es_target.url))
     assert [c.action for c in plan.changes] == ["replace"]
     assert "restart" in plan.changes[0].reason
-    assert apply_plan(plan, connect(es_target.url)).ok
-    assert make_plan(load(tmp_path, body), connect(es_target.url)).changes == []
+    assert provisioning.apply(plan, connect(es_target.url)).ok
+    assert provisioning.plan(load(tmp_path, body), connect(es_target.url)).changes == []
 
 
 def test_eland_lists_and_infers_the_uploaded_model(
@@ -167,11 +166,11 @@ def test_interrupted_upload_is_replaced(es: Elasticsearch, es_target: Target, tm
     for task in keep["inference_config"].values():
         task.pop("vocabulary", None)  # GET reports where the vocabulary is stored; PUT must not set it
     es.ml.put_trained_model(model_id=model_id, body=keep)  # config only: as if killed before the definition
-    plan = make_plan(load(tmp_path, body), connect(es_target.url))
+    plan = provisioning.plan(load(tmp_path, body), connect(es_target.url))
     assert [(c.action, c.address) for c in plan.changes] == [("replace", f"trained_model/{model_id}")]
     assert "incomplete" in plan.changes[0].reason
-    assert apply_plan(plan, connect(es_target.url)).ok
-    assert make_plan(load(tmp_path, body), connect(es_target.url)).changes == []
+    assert provisioning.apply(plan, connect(es_target.url)).ok
+    assert provisioning.plan(load(tmp_path, body), connect(es_target.url)).changes == []
 
 
 def test_basic_license_without_opt_in_fails_clearly(tmp_path: Path) -> None:
@@ -179,21 +178,21 @@ def test_basic_license_without_opt_in_fails_clearly(tmp_path: Path) -> None:
         body = model_stack(unique("lic"), unique("tiny-lic"))
         del body["cluster"]
         cluster = connect(basic.url)
-        report = apply_plan(make_plan(load(tmp_path, body), cluster), cluster)
+        report = provisioning.apply(provisioning.plan(load(tmp_path, body), cluster), cluster)
         assert not report.ok
         error = report.failed[0].error or ""
         assert "license" in error and "cluster.license: trial" in error
         body["cluster"] = {"license": "trial"}
-        plan = make_plan(load(tmp_path, body), cluster)
+        plan = provisioning.plan(load(tmp_path, body), cluster)
         assert plan.changes[0].address == "license/trial" and plan.changes[0].action == "update"
-        assert apply_plan(plan, cluster).ok
+        assert provisioning.apply(plan, cluster).ok
 
 
 def test_not_enough_ml_memory_fails_clearly(tmp_path: Path) -> None:
     with SandboxServer(sandbox_config(license="trial", ml_memory_bytes=64 * 1024**2)) as small:
         body = model_stack(unique("memory"), unique("tiny-memory"))
         cluster = connect(small.url)
-        report = apply_plan(make_plan(load(tmp_path, body), cluster), cluster)
+        report = provisioning.apply(provisioning.plan(load(tmp_path, body), cluster), cluster)
         assert not report.ok
         failed = report.failed[0]
         assert failed.change.kind == "deployment"
@@ -205,7 +204,7 @@ def test_deployment_timeout_names_the_state_it_reached(tmp_path: Path) -> None:
         body = model_stack(unique("slow"), unique("tiny-slow"), timeout="1s")
         cluster = connect(slow.url)
         started = time.monotonic()
-        report = apply_plan(make_plan(load(tmp_path, body), cluster), cluster)
+        report = provisioning.apply(provisioning.plan(load(tmp_path, body), cluster), cluster)
         assert time.monotonic() - started < 40
         assert not report.ok
         error = report.failed[0].error or ""
@@ -228,13 +227,13 @@ def test_destroy_refuses_clearly_when_an_unmanaged_pipeline_uses_the_model(
         ],
     )
     cluster = connect(es_target.url)
-    report = apply_plan(make_destroy_plan(load(tmp_path, body), cluster), cluster)
+    report = provisioning.apply(provisioning.destroy_plan(load(tmp_path, body), cluster), cluster)
     assert not report.ok
     assert "still used" in (report.failed[0].error or "") or "still referenced" in (
         report.failed[0].error or ""
     )
     es.ingest.delete_pipeline(id=pipeline)
-    assert apply_plan(make_destroy_plan(load(tmp_path, body), cluster), cluster).ok
+    assert provisioning.apply(provisioning.destroy_plan(load(tmp_path, body), cluster), cluster).ok
 
 
 @pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE", "hub-unreachable"])
@@ -251,7 +250,7 @@ def test_hub_source_fails_fast_pointing_at_source_path(
     body["models"]["clip-text"]["dims"] = 512
     cluster = connect(es_target.url)
     started = time.monotonic()
-    report = apply_plan(make_plan(load(tmp_path, body), cluster), cluster)
+    report = provisioning.apply(provisioning.plan(load(tmp_path, body), cluster), cluster)
     assert time.monotonic() - started < 15
     assert not report.ok
     error = report.failed[0].error or ""
@@ -315,7 +314,7 @@ def test_rollover_flips_the_alias_without_downtime(
         rolled["models"]["clip-text"]["model_id"] = v2
         stack = load(tmp_path, rolled)
         cluster = connect(es_target.url)
-        plan = make_plan(stack, cluster)
+        plan = provisioning.plan(stack, cluster)
         assert [(c.action, c.address) for c in plan.changes] == [
             ("create", f"trained_model/{v2}"),
             ("create", f"deployment/{v2}"),
@@ -323,10 +322,7 @@ def test_rollover_flips_the_alias_without_downtime(
             ("delete", f"deployment/{v1}"),
             ("delete", f"trained_model/{v1}"),
         ]
-        from provisioning.verify import rollover_gate
-
-        plan.context.gate = rollover_gate(stack, cluster)
-        assert apply_plan(plan, cluster).ok
+        assert provisioning.apply(plan, cluster, gate=provisioning.rollover_gate(stack, cluster)).ok
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -380,11 +376,12 @@ def test_rollover_gate_keeps_the_old_model_when_smoke_tests_fail(
     rolled["models"]["clip-text"]["source"] = {"path": str(untrained_text_model(tmp_path))}
     stack = load(tmp_path, rolled)
     cluster = connect(es_target.url)
-    plan = make_plan(stack, cluster)
-    from provisioning.verify import rollover_gate
-
-    plan.context.gate = rollover_gate(stack, cluster)
-    report = apply_plan(plan, cluster)
+    # converge puts the gate (the model's smoke tests) in front of the alias move by itself.
+    converged = provisioning.converge(
+        stack, cluster, provisioning.ConvergeOptions(skip_ingest=True, skip_verify=True)
+    )
+    assert converged.stopped_at == "apply" and converged.apply is not None
+    report = converged.apply
     assert not report.ok
     assert report.failed[0].change.address == f"model_alias/{alias}"
     assert "alias still points at the previous model" in (report.failed[0].error or "")
@@ -393,4 +390,4 @@ def test_rollover_gate_keeps_the_old_model_when_smoke_tests_fail(
 
 
 def test_model_errors_are_provision_errors() -> None:
-    assert issubclass(model_kinds.DeploymentError, ProvisionError)
+    assert issubclass(deployments.DeploymentError, ProvisionError)

@@ -8,13 +8,11 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from provisioning.apply import apply_plan
+import provisioning
 from provisioning.cluster import Cluster, ConnectionOptions
-from provisioning.embedding.synthetic import write_sample_set
-from provisioning.ingest import run_ingest
-from provisioning.plan import make_destroy_plan, make_plan
-from provisioning.search import Searcher
-from provisioning.verify import run_smoke_tests
+from provisioning.image_ingest import run_ingest
+from provisioning.queries import Searcher
+from synthetic_shapes import write_sample_set
 from tests.conftest import Target
 from tests.integration.models_support import IMAGE_MODEL, model_stack
 from tests.integration.openapi_check import OPENAPI, RecordingNode, Sent, operation_for, problems
@@ -92,7 +90,7 @@ def test_bodies_sent_by_apply_verify_search_and_destroy_match_the_api(
     samples = tmp_path / "samples"
     write_sample_set(samples, seed=3, per_class=1, size=96)
     stack = load(tmp_path, full_stack(name, samples))
-    assert apply_plan(make_plan(stack, cluster), cluster).ok
+    assert provisioning.apply(provisioning.plan(stack, cluster), cluster).ok
     assert run_ingest(stack, client).ok
     next(iter(sorted(samples.iterdir()))).unlink()
     assert run_ingest(stack, client).ok  # incremental: _mget of known ids, prune of the removed file
@@ -102,7 +100,7 @@ def test_bodies_sent_by_apply_verify_search_and_destroy_match_the_api(
         pipeline=f"{name}-tag",
         refresh=True,
     )
-    assert run_smoke_tests(stack, cluster).ok
+    assert provisioning.verify(stack, cluster).ok
     Searcher(stack, cluster).search_text("a red circle", k=2, index=f"{name}-images")
     changed = full_stack(name, samples)
     changed["models"]["clip-text"]["deployment"]["number_of_allocations"] = 2
@@ -110,8 +108,8 @@ def test_bodies_sent_by_apply_verify_search_and_destroy_match_the_api(
         "type": "keyword"
     }
     updated = load(tmp_path, changed)
-    assert apply_plan(make_plan(updated, cluster), cluster).ok
-    assert apply_plan(make_destroy_plan(updated, cluster, include_data=True), cluster).ok
+    assert provisioning.apply(provisioning.plan(updated, cluster), cluster).ok
+    assert provisioning.apply(provisioning.destroy_plan(updated, cluster, include_data=True), cluster).ok
 
     with_bodies = [s for s in RecordingNode.sent if s.body]
     operations = {str((operation_for(s.method, s.path) or {}).get("operationId")) for s in with_bodies}

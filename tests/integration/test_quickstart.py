@@ -9,39 +9,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from provisioning.apply import apply_plan
-from provisioning.plan import make_destroy_plan, make_plan
+import provisioning
 from provisioning.sandbox import SandboxServer
-from provisioning.spec import load_stack
-from provisioning.verify import SmokeTester, evaluate, recall_at_k
+from provisioning.smoke_tests import SmokeTester, evaluate, recall_at_k
+from provisioning.stackfile import load_stack
 from tests.conftest import REPO, Target
 from tests.integration.models_support import untrained_text_model
-from tests.integration.stacks import connect
-
-QUICKSTART = REPO / "examples" / "quickstart"
-
-
-def absolute_stack(directory: Path, **model_source: str) -> Path:
-    """The quickstart stack with every path made absolute, so it can live outside the repository."""
-    body: dict[str, Any] = yaml.safe_load((QUICKSTART / "stack.yaml").read_text())
-    for spec in list(body["models"].values()) + list(body["encoders"].values()):
-        spec["source"]["path"] = str((QUICKSTART / spec["source"]["path"]).resolve())
-    if model_source:
-        body["models"]["clip-text"]["source"] = model_source
-    body["index_templates"]["quickstart-images"]["template"]["file"] = str(
-        QUICKSTART / "mappings" / "images.yaml"
-    )
-    body["pipelines"]["caption-embedding"]["file"] = str(QUICKSTART / "pipelines" / "caption-embedding.yaml")
-    body["ingest"]["samples"]["source"]["path"] = str(QUICKSTART / "samples")
-    body["smoke_tests"]["example-image"]["image"] = str(QUICKSTART / "queries" / "red-circle.jpg")
-    path = directory / "stack.yaml"
-    path.write_text(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
-    return path
+from tests.integration.stacks import QUICKSTART, absolute_stack, connect
 
 
 def provision(
@@ -64,7 +41,7 @@ def applied(es_target: Target, tmp_path_factory: pytest.TempPathFactory) -> Iter
     assert result.returncode == 0, result.stdout + result.stderr
     yield stack
     cluster = connect(es_target.url)
-    apply_plan(make_destroy_plan(load_stack(stack, {}), cluster, include_data=True), cluster)
+    provisioning.apply(provisioning.destroy_plan(load_stack(stack, {}), cluster, include_data=True), cluster)
 
 
 @pytest.mark.slow
@@ -123,7 +100,7 @@ def test_untrained_text_model_makes_verify_fail_readably(
     untrained = untrained_text_model(tmp_path)
     broken = absolute_stack(tmp_path, path=str(untrained))
     try:
-        plan = make_plan(load_stack(broken, {}), connect(es_target.url))
+        plan = provisioning.plan(load_stack(broken, {}), connect(es_target.url))
         assert ("replace", "trained_model/tiny-clip-text-multilingual-v1") in [
             (c.action, c.address) for c in plan.changes
         ]

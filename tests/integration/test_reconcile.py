@@ -16,8 +16,9 @@ import jsonschema
 import pytest
 from elasticsearch import Elasticsearch
 
-from provisioning.apply import PlanNotApplicable, apply_plan
-from provisioning.plan import make_destroy_plan, make_plan, plan_schema
+import provisioning
+from provisioning.executor import PlanNotApplicable
+from provisioning.plan_document import plan_schema
 from provisioning.sandbox import Faults, SandboxServer
 from tests.conftest import REPO, Target, sandbox_config
 from tests.integration.stacks import connect, load, resources_stack, unique, write_stack
@@ -26,7 +27,7 @@ from tests.integration.stacks import connect, load, resources_stack, unique, wri
 def converge(tmp_path: Path, url: str, body: dict[str, Any]) -> None:
     stack = load(tmp_path, body)
     cluster = connect(url)
-    report = apply_plan(make_plan(stack, cluster), cluster)
+    report = provisioning.apply(provisioning.plan(stack, cluster), cluster)
     assert report.ok, report.to_json()
 
 
@@ -39,15 +40,15 @@ def test_apply_creates_everything_then_plan_is_empty(es_target: Target, tmp_path
     body = resources_stack(name)
     stack = load(tmp_path, body)
     cluster = connect(es_target.url)
-    first = make_plan(stack, cluster)
+    first = provisioning.plan(stack, cluster)
     assert addresses(first, "create") == [
         f"component_template/{name}-settings",
         f"pipeline/{name}-tag",
         f"index_template/{name}-images",
         f"index/{name}-images",
     ]
-    assert apply_plan(first, cluster).ok
-    second = make_plan(load(tmp_path, body), cluster)
+    assert provisioning.apply(first, cluster).ok
+    second = provisioning.plan(load(tmp_path, body), cluster)
     assert second.changes == [] and second.conflicts == []
     assert sorted(second.unchanged) == sorted(addresses(first))
 
@@ -59,12 +60,15 @@ def test_second_apply_sends_no_write_request(sandbox: SandboxServer, tmp_path: P
     sandbox.state.log.clear()
     stack = load(tmp_path, body)
     cluster = connect(sandbox.url)
-    report = apply_plan(make_plan(stack, cluster), cluster)
+    report = provisioning.apply(provisioning.plan(stack, cluster), cluster)
     assert report.results == []
     writes = sandbox.state.log.writes()
     assert writes == [], [(w.method, w.path) for w in writes]
     reads = sandbox.state.log.reads()
-    assert len([r for r in reads if r.path != "/"]) <= len(addresses(make_plan(stack, cluster)) or [1]) + 8
+    assert (
+        len([r for r in reads if r.path != "/"])
+        <= len(addresses(provisioning.plan(stack, cluster)) or [1]) + 8
+    )
 
 
 def test_out_of_band_edits_each_show_as_exactly_one_update(
@@ -83,7 +87,7 @@ def test_out_of_band_edits_each_show_as_exactly_one_update(
         index=f"{name}-images", properties={"image_name": {"type": "keyword", "ignore_above": 512}}
     )
 
-    plan = make_plan(load(tmp_path, body), connect(es_target.url))
+    plan = provisioning.plan(load(tmp_path, body), connect(es_target.url))
     assert addresses(plan) == [
         f"pipeline/{name}-tag",
         f"index_template/{name}-images",
@@ -102,8 +106,8 @@ def test_out_of_band_edits_each_show_as_exactly_one_update(
         ("mappings.properties.image_name.ignore_above", 512, 256)
     ]
     assert all(c.blocked is None for c in plan.changes)
-    assert apply_plan(plan, connect(es_target.url)).ok
-    assert make_plan(load(tmp_path, body), connect(es_target.url)).changes == []
+    assert provisioning.apply(plan, connect(es_target.url)).ok
+    assert provisioning.plan(load(tmp_path, body), connect(es_target.url)).changes == []
 
 
 def test_removed_resource_is_planned_for_deletion(
@@ -116,9 +120,9 @@ def test_removed_resource_is_planned_for_deletion(
     }
     converge(tmp_path, es_target.url, body)
     del body["pipelines"][f"{name}-extra"]
-    plan = make_plan(load(tmp_path, body), connect(es_target.url))
+    plan = provisioning.plan(load(tmp_path, body), connect(es_target.url))
     assert [(c.action, c.address) for c in plan.changes] == [("delete", f"pipeline/{name}-extra")]
-    assert apply_plan(plan, connect(es_target.url)).ok
+    assert provisioning.apply(plan, connect(es_target.url)).ok
     assert f"{name}-extra" not in es.ingest.get_pipeline().body
 
 
@@ -128,23 +132,23 @@ def test_unmanaged_resource_with_a_declared_name_is_a_conflict(
     name = unique("owner")
     body = resources_stack(name)
     es.ingest.put_pipeline(id=f"{name}-tag", processors=[{"set": {"field": "x", "value": "hand-made"}}])
-    plan = make_plan(load(tmp_path, body), connect(es_target.url))
+    plan = provisioning.plan(load(tmp_path, body), connect(es_target.url))
     assert [c.address for c in plan.conflicts] == [f"pipeline/{name}-tag"]
     assert "not managed by provision" in plan.conflicts[0].reason
     assert "--adopt pipeline/" in plan.conflicts[0].hint
     with pytest.raises(PlanNotApplicable):
-        apply_plan(plan, connect(es_target.url))
+        provisioning.apply(plan, connect(es_target.url))
     # nothing was written: the hand-made pipeline is intact and nothing else was created
     assert (
         es.ingest.get_pipeline(id=f"{name}-tag").body[f"{name}-tag"]["processors"][0]["set"]["value"]
         == "hand-made"
     )
     assert not es.indices.exists_index_template(name=f"{name}-images")
-    adopted = make_plan(load(tmp_path, body), connect(es_target.url), adopt=[f"pipeline/{name}-tag"])
+    adopted = provisioning.plan(load(tmp_path, body), connect(es_target.url), adopt=[f"pipeline/{name}-tag"])
     assert adopted.conflicts == []
     assert f"pipeline/{name}-tag" in addresses(adopted, "update")
-    assert apply_plan(adopted, connect(es_target.url)).ok
-    assert make_plan(load(tmp_path, body), connect(es_target.url)).changes == []
+    assert provisioning.apply(adopted, connect(es_target.url)).ok
+    assert provisioning.plan(load(tmp_path, body), connect(es_target.url)).changes == []
 
 
 def test_another_stacks_resource_is_a_conflict(es_target: Target, tmp_path: Path) -> None:
@@ -153,7 +157,7 @@ def test_another_stacks_resource_is_a_conflict(es_target: Target, tmp_path: Path
     converge(tmp_path, es_target.url, first)
     second = copy.deepcopy(first)
     second["name"] = unique("other")
-    plan = make_plan(load(tmp_path, second), connect(es_target.url))
+    plan = provisioning.plan(load(tmp_path, second), connect(es_target.url))
     assert len(plan.conflicts) == 4
     assert all(f"another stack ('{name}')" in c.reason for c in plan.conflicts)
 
@@ -168,7 +172,7 @@ def test_destroy_removes_only_what_the_stack_manages(
     es.indices.create(index=f"{name}-images-handmade")
     es.index(index=f"{name}-images", document={"image_name": "a.jpg"}, refresh=True)
     stack = load(tmp_path, body)
-    plan = make_destroy_plan(stack, connect(es_target.url))
+    plan = provisioning.destroy_plan(stack, connect(es_target.url))
     assert addresses(plan) == [
         f"index/{name}-images",
         f"index_template/{name}-images",
@@ -177,9 +181,9 @@ def test_destroy_removes_only_what_the_stack_manages(
     ]
     assert plan.changes[0].blocked and "holds 1 documents" in plan.changes[0].blocked
     with pytest.raises(PlanNotApplicable):
-        apply_plan(plan, connect(es_target.url))
-    plan = make_destroy_plan(stack, connect(es_target.url), include_data=True)
-    assert apply_plan(plan, connect(es_target.url)).ok
+        provisioning.apply(plan, connect(es_target.url))
+    plan = provisioning.destroy_plan(stack, connect(es_target.url), include_data=True)
+    assert provisioning.apply(plan, connect(es_target.url)).ok
     assert not es.indices.exists(index=f"{name}-images")
     assert not es.indices.exists_index_template(name=f"{name}-images")
     assert es.indices.exists(index=f"{name}-images-handmade")
@@ -193,13 +197,13 @@ def test_incompatible_mapping_change_is_blocked_as_requiring_reindex(
     body = resources_stack(name)
     converge(tmp_path, es_target.url, body)
     body["index_templates"][f"{name}-images"]["template"]["mappings"]["properties"]["vec"]["dims"] = 8
-    plan = make_plan(load(tmp_path, body), connect(es_target.url))
+    plan = provisioning.plan(load(tmp_path, body), connect(es_target.url))
     index_change = next(c for c in plan.changes if c.kind == "index")
     assert (
         index_change.blocked and "requires reindex" in index_change.blocked and "dims" in index_change.blocked
     )
     with pytest.raises(PlanNotApplicable, match="requires reindex"):
-        apply_plan(plan, connect(es_target.url))
+        provisioning.apply(plan, connect(es_target.url))
 
 
 def test_additive_mapping_change_is_applied_in_place(
@@ -212,14 +216,14 @@ def test_additive_mapping_change_is_applied_in_place(
     body["index_templates"][f"{name}-images"]["template"]["mappings"]["properties"]["width"] = {
         "type": "integer"
     }
-    plan = make_plan(load(tmp_path, body), connect(es_target.url))
+    plan = provisioning.plan(load(tmp_path, body), connect(es_target.url))
     assert addresses(plan) == [f"index_template/{name}-images", f"index/{name}-images"]
     assert all(c.action == "update" and not c.blocked for c in plan.changes)
-    assert apply_plan(plan, connect(es_target.url)).ok
+    assert provisioning.apply(plan, connect(es_target.url)).ok
     mapping = es.indices.get_mapping(index=f"{name}-images").body[f"{name}-images"]["mappings"]
     assert mapping["properties"]["width"] == {"type": "integer"}
     assert es.count(index=f"{name}-images").body["count"] == 1
-    assert make_plan(load(tmp_path, body), connect(es_target.url)).changes == []
+    assert provisioning.plan(load(tmp_path, body), connect(es_target.url)).changes == []
 
 
 def test_plan_json_validates_against_the_published_schema(es_target: Target, tmp_path: Path) -> None:
@@ -228,7 +232,7 @@ def test_plan_json_validates_against_the_published_schema(es_target: Target, tmp
     converge(tmp_path, es_target.url, body)
     body["pipelines"][f"{name}-tag"]["description"] = "changed"
     body["pipelines"][f"{name}-new"] = {"processors": [{"set": {"field": "a", "value": "b"}}]}
-    document = make_plan(load(tmp_path, body), connect(es_target.url)).to_json()
+    document = provisioning.plan(load(tmp_path, body), connect(es_target.url)).to_json()
     schema = json.loads((REPO / "schema" / "plan.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.Draft202012Validator(schema).validate(document)
@@ -340,7 +344,7 @@ def test_killed_apply_is_completed_by_the_next_apply(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert 2 <= len(slow.state.log.writes()) < 4, "the kill must land half-way"
-        half = make_plan(load(tmp_path, resources_stack(name)), connect(slow.url))
+        half = provisioning.plan(load(tmp_path, resources_stack(name)), connect(slow.url))
         assert half.changes, "something must be left to do after the kill"
         rerun = _provision(
             "apply",
@@ -353,5 +357,5 @@ def test_killed_apply_is_completed_by_the_next_apply(tmp_path: Path) -> None:
             timeout=300,
         )
         assert rerun.returncode == 0, rerun.stderr
-        final = make_plan(load(tmp_path, resources_stack(name)), connect(slow.url))
+        final = provisioning.plan(load(tmp_path, resources_stack(name)), connect(slow.url))
         assert final.changes == [] and final.conflicts == []

@@ -36,7 +36,7 @@ import pytest
 import torch
 from PIL import Image
 
-from provisioning.embedding import synthetic
+import synthetic_shapes as synthetic
 from provisioning.embedding.inspect import inspect_model_dir
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from provisioning.cluster import ConnectionOptions, redact
-from provisioning.spec.model import ClusterSpec
+from provisioning.stackfile.schema import ClusterSpec
 
 
 def test_command_line_beats_environment_beats_stack() -> None:

@@ -29,7 +29,7 @@ from provisioning.embedding.encoders import (
     resolve_device,
 )
 from provisioning.embedding.hub import probe_endpoint
-from provisioning.spec.model import EncoderSpec, SourceSpec
+from provisioning.stackfile.schema import EncoderSpec, SourceSpec
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from bench.ingest.corpus import Case, png_bytes, small_jpeg, write_bad_input_corpus
-from provisioning.ingest.decode import (
+from provisioning.image_ingest.decode import (
     ImageDecodeError,
     decode_image,
     exif_datetime,

@@ -12,12 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from provisioning.ingest.decode import ImageFacts
-from provisioning.ingest.documents import build_document, check_static_fields, index_action, is_content_id
-from provisioning.ingest.errors import IngestError
-from provisioning.ingest.report import MAX_LISTED_FAILURES, FileFailure, IngestReport, JobReport, render_text
-from provisioning.ingest.run import SeenIds, _growing_groups, ordered_map, prune_decision
-from provisioning.ingest.scan import PathFilter
+from provisioning.image_ingest.decode import ImageFacts
+from provisioning.image_ingest.documents import (
+    build_document,
+    check_static_fields,
+    index_action,
+    is_content_id,
+)
+from provisioning.image_ingest.errors import IngestError
+from provisioning.image_ingest.prune import prune_decision
+from provisioning.image_ingest.report import MAX_LISTED_FAILURES, FileFailure, IngestReport, JobReport
+from provisioning.image_ingest.scan import PathFilter
+from provisioning.image_ingest.streams import SeenIds, growing_groups, ordered_map
+from provisioning.render import render_ingest as render_text
 
 
 def test_ordered_map_keeps_order_and_bounds_what_is_in_flight() -> None:
@@ -58,10 +65,10 @@ def test_ordered_map_short_inputs() -> None:
 
 
 def test_check_groups_start_small_and_grow() -> None:
-    groups = list(_growing_groups(iter(range(100)), first=4, largest=32))
+    groups = list(growing_groups(iter(range(100)), first=4, largest=32))
     assert [len(g) for g in groups] == [4, 8, 16, 32, 32, 8]
     assert [x for g in groups for x in g] == list(range(100))
-    assert list(_growing_groups(iter([]), first=4, largest=8)) == []
+    assert list(growing_groups(iter([]), first=4, largest=8)) == []
 
 
 def test_seen_ids_window() -> None:
@@ -184,7 +191,7 @@ def test_failures_are_listed_up_to_a_limit_and_counted_beyond() -> None:
 def test_tqdm_progress_draws_on_the_stream_it_is_given() -> None:
     import io
 
-    from provisioning.ingest.progress import TqdmProgress
+    from provisioning.image_ingest.progress import TqdmProgress
 
     stream = io.StringIO()
     progress = TqdmProgress(stream)

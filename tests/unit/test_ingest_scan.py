@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.ingest.errors import IngestError
-from provisioning.ingest.scan import PathFilter, ScanProblem, compile_glob, scan
+from provisioning.image_ingest.errors import IngestError
+from provisioning.image_ingest.scan import PathFilter, ScanProblem, compile_glob, scan
 
 
 def _touch(root: Path, *relative: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provisioning.verify import recall_at_k
+from provisioning.smoke_tests import recall_at_k
 
 EXACT = [("a", 0.99), ("b", 0.95), ("c", 0.90), ("d", 0.90), ("e", 0.50), ("f", 0.10)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from provisioning.mappings import find_field
-from provisioning.spec import load_stack
+from provisioning.stackfile import load_stack
 
 REPO = Path(__file__).resolve().parents[2]
 

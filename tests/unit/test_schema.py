@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from provisioning.spec.schema import stack_schema, stack_schema_json
+from provisioning.stackfile.json_schema import stack_schema, stack_schema_json
 
 REPO = Path(__file__).resolve().parents[2]
 

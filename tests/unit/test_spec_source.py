@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from provisioning.errors import SpecError
-from provisioning.spec import load_stack
-from provisioning.spec.source import read_source
+from provisioning.stackfile import load_stack
+from provisioning.stackfile.source import read_source
 
 
 def write(path: Path, text: str) -> Path:

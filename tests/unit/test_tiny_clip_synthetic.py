@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from provisioning.embedding import synthetic
+import synthetic_shapes as synthetic
 
 
 def test_images_are_reproducible_one_by_one() -> None:

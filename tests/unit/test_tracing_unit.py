@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from provisioning.embedding.tracing import fingerprint, libtorch_for, torch_warning
-from provisioning.spec.model import ModelSpec, SourceSpec
+from provisioning.stackfile.schema import ModelSpec, SourceSpec
 
 
 def _model(path: str, **kw: object) -> ModelSpec:

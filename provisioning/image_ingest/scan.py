@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from provisioning.ingest.errors import IngestError
+from provisioning.image_ingest.errors import IngestError
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from provisioning.errors import Location
+from provisioning.json_types import JsonObject
 from provisioning.mappings import deep_merge, pattern_matches
-from provisioning.spec.model import IndexTemplateSpec, ModelSpec, StackSpec
-from provisioning.spec.source import Located, PathKey
+from provisioning.stackfile.schema import IndexSpec, IndexTemplateSpec, ModelSpec, StackSpec, TemplateBody
+from provisioning.stackfile.source import Located, PathKey
+
+BodyPart = Literal["settings", "mappings", "aliases"]
 
 
 @dataclass(frozen=True)
@@ -42,14 +45,14 @@ class Stack:
             return None
         return max(matches, key=lambda item: item[1].priority or 0)
 
-    def effective_body(self, index: str) -> dict[str, dict[str, Any]]:
+    def effective_body(self, index: str) -> dict[BodyPart, JsonObject]:
         """Settings, mappings and aliases ``index`` gets from its template, components and own body.
 
         Component templates apply in ``composed_of`` order, then the index template's own
         template, then the index's declaration: the order Elasticsearch composes them in.
         """
-        merged: dict[str, dict[str, Any]] = {"settings": {}, "mappings": {}, "aliases": {}}
-        layers: list[Any] = []
+        merged: dict[BodyPart, JsonObject] = {"settings": {}, "mappings": {}, "aliases": {}}
+        layers: list[TemplateBody | IndexSpec] = []
         found = self.template_for(index)
         if found:
             _, tpl = found
@@ -63,13 +66,17 @@ class Stack:
         if index in self.spec.indices:
             layers.append(self.spec.indices[index])
         for layer in layers:
-            for part in ("settings", "mappings", "aliases"):
-                value = getattr(layer, part)
+            parts: dict[BodyPart, JsonObject | None] = {
+                "settings": layer.settings,
+                "mappings": layer.mappings,
+                "aliases": layer.aliases,
+            }
+            for part, value in parts.items():
                 if value:
                     merged[part] = deep_merge(merged[part], value)
         return merged
 
-    def effective_mappings(self, index: str) -> dict[str, Any]:
+    def effective_mappings(self, index: str) -> JsonObject:
         """The mappings ``index`` gets from its template, component templates and own declaration."""
         return self.effective_body(index)["mappings"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from provisioning.ingest.decode import ImageFacts
-from provisioning.ingest.errors import IngestError
+from provisioning.image_ingest.decode import ImageFacts
+from provisioning.image_ingest.errors import IngestError
 
 # Fields every document gets; a job's static ``fields`` may not redefine them.
 RESERVED_FIELDS = ("image_id", "image_name", "relative_path", "width", "height", "exif")

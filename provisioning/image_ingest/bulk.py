@@ -31,8 +31,9 @@ from typing import Any, TypeVar
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 from elasticsearch.helpers import BULK_FLUSH, streaming_bulk
 
-from provisioning.ingest.errors import IngestError
-from provisioning.spec.model import BulkSpec
+from provisioning.cluster import error_text
+from provisioning.image_ingest.errors import IngestError
+from provisioning.stackfile.schema import BulkSpec
 
 RETRY_STATUSES: tuple[int, ...] = (429, 502, 503, 504)
 FLUSH = BULK_FLUSH  # an action that sends what is buffered now (streaming_bulk's marker)
@@ -50,17 +51,6 @@ class ItemResult:
     status: int
     error_type: str | None = None
     reason: str | None = None
-
-
-def error_text(exc: ApiError) -> str:
-    """``type: reason`` of an Elasticsearch error response, or the exception's own text."""
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error")
-    if isinstance(error, dict):
-        root = (error.get("root_cause") or [error])[0]
-        if isinstance(root, dict) and "type" in root:
-            return f"{root.get('type')}: {root.get('reason')}"
-    return str(exc.message)
 
 
 def _item(ok: bool, item: dict[str, Any]) -> ItemResult:

@@ -12,10 +12,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from provisioning.errors import SpecError, SpecIssue
-from provisioning.spec.checks import cross_check
-from provisioning.spec.model import StackSpec
-from provisioning.spec.source import Located, PathKey, read_source, render_path
-from provisioning.spec.stack import Stack
+from provisioning.stackfile.checks import cross_check
+from provisioning.stackfile.schema import StackSpec
+from provisioning.stackfile.source import Located, PathKey, read_source, render_path
+from provisioning.stackfile.stack import Stack
 
 
 def _unwrap(annotation: Any) -> list[Any]:

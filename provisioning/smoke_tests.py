@@ -16,9 +16,10 @@ from elasticsearch import ApiError, TransportError
 
 from provisioning.cluster import Cluster
 from provisioning.errors import ProvisionError
-from provisioning.search import Hit, Searcher, SearchResult, model_ref, source_value
-from provisioning.spec.model import SmokeTestSpec
-from provisioning.spec.stack import Stack
+from provisioning.queries import Hit, Searcher, SearchResult, model_ref, source_value
+from provisioning.resources.base import RolloverGate
+from provisioning.stackfile.schema import SmokeTestSpec
+from provisioning.stackfile.stack import Stack
 
 # Painless for exact scoring, per similarity; all non-negative as script_score requires.
 EXACT_SCRIPTS = {
@@ -279,12 +280,21 @@ class SmokeTester:
         return report
 
 
-def run_smoke_tests(stack: Stack, cluster: Cluster, names: Iterable[str] | None = None) -> VerifyReport:
+def verify(stack: Stack, cluster: Cluster, names: Iterable[str] | None = None) -> VerifyReport:
+    """Run the stack's smoke tests (all, or those named) against ``cluster``; one result per test.
+
+    Each test embeds its query (text inside Elasticsearch through ``query_vector_builder`` or
+    ``_infer``; an image on this host with the declared encoder), runs one kNN search (the ``knn``
+    section of ``_search``) and checks its expectations; ``min_recall`` also runs an exact
+    ``script_score`` search. A failing test is reported, not raised; raises VerifyError for a name
+    the stack does not declare.
+    """
     return SmokeTester(stack, cluster).run(names)
 
 
-def rollover_gate(stack: Stack, cluster: Cluster) -> Any:
-    """A gate for alias flips: the smoke tests of that model, run against the new model id first."""
+def rollover_gate(stack: Stack, cluster: Cluster) -> RolloverGate:
+    """A gate for alias moves: the smoke tests of that model, run against the new model id first;
+    it raises VerifyError (and the alias stays) when any fails."""
     tester = SmokeTester(stack, cluster)
 
     def gate(spec_name: str, new_model_id: str) -> None:

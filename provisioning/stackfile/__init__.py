@@ -1,8 +1,8 @@
 """stack.yaml: reading, validating and cross-checking it."""
 
 from provisioning.errors import SpecError, SpecIssue
-from provisioning.spec.load import load_stack
-from provisioning.spec.model import StackSpec
-from provisioning.spec.stack import Stack
+from provisioning.stackfile.load import load_stack
+from provisioning.stackfile.schema import StackSpec
+from provisioning.stackfile.stack import Stack
 
 __all__ = ["SpecError", "SpecIssue", "Stack", "StackSpec", "load_stack"]

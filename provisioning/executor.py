@@ -1,4 +1,4 @@
-"""Executing a Plan: in order, stopping at the first failure, reporting what was and wasn't done.
+"""Carrying out a Plan: in order, stopping at the first failure, reporting what was and wasn't done.
 
 A rerun after a failure (or a kill) re-plans from the live cluster, so it picks up exactly where
 the previous run stopped: there is no local state to get out of sync.
@@ -7,31 +7,35 @@ the previous run stopped: there is no local state to get out of sync.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from provisioning.changes import Change, Plan
 from provisioning.cluster import Cluster
+from provisioning.embedding.tracing import Tracer
 from provisioning.errors import ProvisionError
-from provisioning.plan import Change, Plan
-from provisioning.resources import all_kinds
-from provisioning.resources.base import ResourceKind
+from provisioning.json_types import JsonObject
+from provisioning.resources.base import ApplyContext, RolloverGate
+from provisioning.resources.registry import kinds_by_name
 
 Status = Literal["applied", "failed", "not_attempted"]
 
 
 class PlanNotApplicable(ProvisionError):
-    """The plan has conflicts or blocked changes; nothing was written."""
+    """The plan has conflicts, blocked changes or errors; nothing was written."""
 
 
 @dataclass(frozen=True)
 class ChangeResult:
+    """What became of one change: applied, failed (with the error) or not attempted; seconds taken."""
+
     change: Change
     status: Status
     seconds: float = 0.0
     error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "address": self.change.address,
             "action": self.change.action,
@@ -43,6 +47,8 @@ class ChangeResult:
 
 @dataclass
 class ApplyReport:
+    """Every change of a plan with its result, in plan order."""
+
     plan: Plan
     results: list[ChangeResult] = field(default_factory=list)
 
@@ -54,7 +60,7 @@ class ApplyReport:
     def failed(self) -> list[ChangeResult]:
         return [r for r in self.results if r.status == "failed"]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "ok": self.ok,
             "applied": sum(r.status == "applied" for r in self.results),
@@ -64,28 +70,43 @@ class ApplyReport:
         }
 
 
+def refusal(plan: Plan) -> str | None:
+    """Why ``plan`` must not be applied (conflicts, blocked changes, the cluster's refusals), as one
+    message listing every problem; None when it may be applied."""
+    problems = plan.refusals()
+    if not problems:
+        return None
+    return "refusing to apply; nothing was changed:\n" + "\n".join(f"  {p}" for p in problems)
+
+
 def check_applicable(plan: Plan) -> None:
-    """Safety checks before any write: conflicts and blocked changes stop the whole apply."""
-    problems = [f"{c.address}: {c.reason}; {c.hint}" for c in plan.conflicts]
-    problems += [f"{c.address}: {c.blocked}" for c in plan.blocked]
-    if problems:
-        raise PlanNotApplicable(
-            "refusing to apply; nothing was changed:\n" + "\n".join(f"  {p}" for p in problems)
-        )
+    """Safety checks before any write: raises PlanNotApplicable with :func:`refusal`'s message."""
+    refused = refusal(plan)
+    if refused:
+        raise PlanNotApplicable(refused)
 
 
-def apply_plan(
+def apply(
     plan: Plan,
     cluster: Cluster,
     *,
-    kinds: Iterable[ResourceKind] | None = None,
-    on_result: Callable[[ChangeResult], None] | None = None,
+    gate: RolloverGate | None = None,
+    tracer: Tracer | None = None,
     on_start: Callable[[Change], None] | None = None,
+    on_result: Callable[[ChangeResult], None] | None = None,
 ) -> ApplyReport:
-    """Execute ``plan``'s changes in order; the first failure stops the run."""
+    """Execute ``plan``'s changes in order against ``cluster``; the first failure stops the run.
+
+    ``gate`` runs before a model alias moves to a new model (the rollover gate: it raises to keep
+    the alias where it is); ``tracer`` traces models to upload (default: the cache under
+    ``$PROVISION_CACHE_DIR``); ``on_start``/``on_result`` are called around each change. Raises
+    PlanNotApplicable, before any write, for a plan with conflicts, blocked changes or errors.
+    A failed change is reported, not raised: the report says what was applied, what failed (with
+    Elasticsearch's reason) and what was not attempted.
+    """
     check_applicable(plan)
-    chosen = list(kinds) if kinds is not None else (plan.kinds or all_kinds(cluster, plan.context))
-    by_kind = {k.kind: k for k in chosen}
+    kinds = kinds_by_name(cluster)
+    context = ApplyContext(tracer=tracer or Tracer(), gate=gate)
     report = ApplyReport(plan)
     failed = False
     for change in plan.changes:
@@ -94,10 +115,9 @@ def apply_plan(
             continue
         if on_start:
             on_start(change)
-        kind = by_kind[change.kind]
         started = time.monotonic()
         try:
-            _execute(kind, change)
+            kinds[change.kind].execute(change, context)
         except ProvisionError as exc:
             failed = True
             result = ChangeResult(change, "failed", time.monotonic() - started, str(exc))
@@ -107,18 +127,3 @@ def apply_plan(
         if on_result:
             on_result(result)
     return report
-
-
-def _execute(kind: ResourceKind, change: Change) -> None:
-    if change.action == "create":
-        assert change.desired is not None
-        kind.create(change.desired)
-    elif change.action == "update":
-        assert change.desired is not None and change.live is not None
-        kind.update(change.desired, change.live)
-    elif change.action == "replace":
-        assert change.desired is not None and change.live is not None
-        kind.replace(change.desired, change.live)
-    else:
-        assert change.live is not None
-        kind.delete(change.live)

@@ -2,15 +2,15 @@
 
 Streaming (memory independent of the corpus), batched, resumable (documents are keyed by the
 SHA-256 of their file, and files already indexed are skipped before decoding) and idempotent.
-:func:`run_ingest` is the entry point; ``python -m provisioning.ingest`` runs it from a shell.
+:func:`ingest` is the entry point (``provision ingest`` on the command line).
 """
 
 from __future__ import annotations
 
-from provisioning.ingest.errors import IngestError
-from provisioning.ingest.progress import Progress, TqdmProgress
-from provisioning.ingest.report import FileFailure, IngestReport, JobReport, render_text
-from provisioning.ingest.run import run_ingest
+from provisioning.image_ingest.errors import IngestError
+from provisioning.image_ingest.progress import Progress, TqdmProgress
+from provisioning.image_ingest.report import FileFailure, IngestReport, JobReport
+from provisioning.image_ingest.run import ingest, run_ingest
 
 __all__ = [
     "FileFailure",
@@ -19,6 +19,6 @@ __all__ = [
     "JobReport",
     "Progress",
     "TqdmProgress",
-    "render_text",
+    "ingest",
     "run_ingest",
 ]

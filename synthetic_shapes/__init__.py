@@ -2,8 +2,8 @@
 
 No model or data set can be downloaded where this project is built and tested, so the tiny CLIP pair
 in ``models/tiny-clip/`` is trained on images made here, and the quickstart, ingest tests and smoke
-tests use images made here too. Keeping the generator in the package (``provisioning`` cannot import
-from ``models/``) means the training script, the tests and the quickstart all draw from exactly one
+tests use images made here too. It is a package of its own, beside the product (which never
+imports it): the training script, the tests and the quickstart's sample generator all draw from one
 definition of what "a red circle" looks like and how it is said in English, German and Spanish.
 
 Everything is deterministic: an image depends only on ``(seed, class, index, size)``, never on how

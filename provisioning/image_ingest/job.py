@@ -1,4 +1,4 @@
-"""Running ingest jobs: scan -> identify -> decode -> encode -> bulk, as one streaming pipeline.
+"""One ingest job: scan -> identify -> decode -> encode -> bulk, as one streaming pipeline.
 
 On a CPU the encoder is the bottleneck (a ViT-B/32 forward pass costs far more than decoding a
 JPEG at 1/8 scale), so everything else runs beside it and only has to keep up:
@@ -21,43 +21,48 @@ it is decoded, so a run that was killed picks up where its last acknowledged bul
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
 import queue
 import threading
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, TypeVar
 
 from elasticsearch import Elasticsearch
 
-from provisioning.embedding.encoders import Encoder, Prepared, load_encoder
-from provisioning.ingest import bulk
-from provisioning.ingest.decode import ImageDecodeError, ImageFacts, decode_image, read_file
-from provisioning.ingest.documents import (
+from provisioning.embedding.encoders import Encoder, Prepared
+from provisioning.image_ingest import bulk
+from provisioning.image_ingest.decode import ImageDecodeError, ImageFacts, decode_image, read_file
+from provisioning.image_ingest.documents import (
     build_document,
     check_static_fields,
     delete_action,
     index_action,
     is_content_id,
 )
-from provisioning.ingest.errors import IngestError
-from provisioning.ingest.progress import Progress
-from provisioning.ingest.report import EncoderLoad, FileFailure, IngestReport, JobReport
-from provisioning.ingest.scan import PathFilter, ScanProblem, SourceFile, scan
-from provisioning.spec.model import IngestSpec
-from provisioning.spec.stack import Stack
+from provisioning.image_ingest.errors import IngestError
+from provisioning.image_ingest.progress import Progress
+from provisioning.image_ingest.prune import prune_decision
+from provisioning.image_ingest.report import FileFailure, JobReport
+from provisioning.image_ingest.scan import PathFilter, ScanProblem, SourceFile, scan
+from provisioning.image_ingest.streams import (
+    DONE,
+    Done,
+    SeenIds,
+    default_workers,
+    growing_groups,
+    ordered_map,
+)
+from provisioning.stackfile.schema import IngestSpec
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 SEEN_WINDOW = 100_000  # duplicates are recognised among this many recent files when not pruning
 CHECK_BATCH = 512  # ids per _mget, once the pipeline is running
@@ -68,68 +73,6 @@ _QUEUE_POLL = 0.1  # seconds between checks of the stop flag while a queue is fu
 
 class _Stopped(Exception):
     """Raised inside the pipeline's threads when another stage failed and the job is stopping."""
-
-
-class _Done:
-    """End-of-stream marker put on the pipeline's queues."""
-
-
-_DONE = _Done()
-
-
-def default_workers() -> int:
-    """Decode threads when the job does not say: the CPUs this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def ordered_map(
-    executor: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], window: int
-) -> Iterator[R]:
-    """``map(fn, items)`` on the executor, in order, with at most ``window`` tasks in flight.
-
-    The next task is submitted before a result is handed out, so workers keep going while the
-    consumer works on it.
-    """
-    pending: deque[Future[R]] = deque()
-    source = iter(items)
-    exhausted = False
-    for item in source:
-        pending.append(executor.submit(fn, item))
-        if len(pending) >= window:
-            break
-    else:
-        exhausted = True
-    while pending:
-        result = pending.popleft().result()
-        if not exhausted:
-            nxt = next(source, _DONE)
-            if isinstance(nxt, _Done):
-                exhausted = True
-            else:
-                pending.append(executor.submit(fn, nxt))
-        yield result
-
-
-class SeenIds:
-    """Ids met so far in a run, as 32-byte digests; bounded to the most recent ``limit`` if given."""
-
-    def __init__(self, limit: int | None) -> None:
-        self._limit = limit
-        self._ids: OrderedDict[bytes, None] = OrderedDict()
-
-    def __contains__(self, doc_id: str) -> bool:
-        return bytes.fromhex(doc_id) in self._ids
-
-    def add(self, doc_id: str) -> None:
-        self._ids[bytes.fromhex(doc_id)] = None
-        if self._limit is not None and len(self._ids) > self._limit:
-            self._ids.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._ids)
 
 
 @dataclass(frozen=True)
@@ -159,7 +102,7 @@ def hash_file(file: SourceFile) -> _Identified | FileFailure:
     return _Identified(file, digest.hexdigest(), info.st_size, info.st_mtime_ns)
 
 
-class _JobRun:
+class JobRun:
     """One ingest job's pipeline; :meth:`run` returns its report or raises what stopped it."""
 
     def __init__(
@@ -194,8 +137,8 @@ class _JobRun:
         self._unreadable: set[str] = set()
         self._scan_problems: list[ScanProblem] = []
         self._pending: dict[str, str] = {}  # id -> relative path, for documents sent but not answered
-        self._to_embed: queue.Queue[_Identified | _Done] = queue.Queue(maxsize=4 * self.batch_size)
-        self._documents: queue.Queue[list[dict[str, Any]] | _Done] = queue.Queue(maxsize=4)
+        self._to_embed: queue.Queue[_Identified | Done] = queue.Queue(maxsize=4 * self.batch_size)
+        self._documents: queue.Queue[list[dict[str, Any]] | Done] = queue.Queue(maxsize=4)
         self._started = 0.0
         self._refused_in_a_row = 0
 
@@ -298,7 +241,7 @@ class _JobRun:
         """Tell the indexer no more documents come (it sends what it holds), and wait for it."""
         while indexer.is_alive():
             try:
-                self._documents.put(_DONE, timeout=_QUEUE_POLL)
+                self._documents.put(DONE, timeout=_QUEUE_POLL)
                 break
             except queue.Full:
                 continue
@@ -313,7 +256,7 @@ class _JobRun:
             problems=self._scan_problems,
         )
         hashed = ordered_map(executor, hash_file, self._scanned(files), window=max(2 * self.workers, 16))
-        for group in _growing_groups(hashed, first=min(FIRST_BATCH, self.batch_size), largest=CHECK_BATCH):
+        for group in growing_groups(hashed, first=min(FIRST_BATCH, self.batch_size), largest=CHECK_BATCH):
             if self._stop.is_set():
                 raise _Stopped
             fresh = sorted(
@@ -334,7 +277,7 @@ class _JobRun:
                         self._advance(already_indexed=1)
                     else:
                         self._put(self._to_embed, item)
-        self._put(self._to_embed, _DONE)
+        self._put(self._to_embed, DONE)
 
     def _scanned(self, files: Iterable[SourceFile]) -> Iterator[SourceFile]:
         for file in files:
@@ -361,7 +304,7 @@ class _JobRun:
         def to_decode() -> Iterator[_Identified]:
             while True:
                 item = self._get(self._to_embed)
-                if isinstance(item, _Done):
+                if isinstance(item, Done):
                     return
                 yield item
 
@@ -411,7 +354,7 @@ class _JobRun:
             except queue.Empty:
                 yield bulk.FLUSH
                 batch = self._documents.get()
-            if isinstance(batch, _Done):
+            if isinstance(batch, Done):
                 return
             yield from batch
 
@@ -463,113 +406,3 @@ class _JobRun:
             if result.status != 404:
                 reason = f"{result.error_type}: {result.reason}"
                 self.report.add_failure(FileFailure(result.id, "prune", result.error_type or "error", reason))
-
-
-def prune_decision(
-    relative: str,
-    root: Path,
-    index_roots: Sequence[Path],
-    shared: bool,
-    selected: Callable[[str], bool],
-    unreadable: set[str],
-) -> bool:
-    """Whether a document with this ``relative_path`` (whose id no scanned file has) is stale.
-
-    Stale when its file is missing under every source folder writing to the index; or, when this job
-    alone writes to the index, when the file still exists and is selected by the globs (so it was
-    scanned, and its content has changed). A path that is absolute, climbs with ``..``, or could not
-    be read in this run is never stale.
-    """
-    parts = PurePosixPath(relative).parts
-    if not parts or PurePosixPath(relative).is_absolute() or ".." in parts or relative in unreadable:
-        return False
-    here = root.joinpath(*parts)
-    if not here.exists():
-        return not any(other.joinpath(*parts).exists() for other in index_roots)
-    return not shared and selected(relative)
-
-
-def _growing_groups(items: Iterator[T], *, first: int, largest: int) -> Iterator[list[T]]:
-    """Consecutive groups of ``items``: ``first`` long, doubling up to ``largest``.
-
-    Small first groups get the first documents embedded (and searchable) quickly; large later ones
-    keep the number of existence checks low.
-    """
-    size = max(1, first)
-    while True:
-        group: list[T] = []
-        for item in items:
-            group.append(item)
-            if len(group) >= size:
-                break
-        if not group:
-            return
-        yield group
-        if len(group) < size:
-            return
-        size = min(largest, size * 2)
-
-
-def run_ingest(
-    stack: Stack,
-    client: Elasticsearch,
-    jobs: Sequence[str] | None = None,
-    *,
-    full: bool = False,
-    prune: bool | None = None,
-    progress: Progress | None = None,
-    encoders: Mapping[str, Encoder] | None = None,
-) -> IngestReport:
-    """Run the stack's ingest jobs (all, or those named in ``jobs``) against ``client``.
-
-    Incremental unless ``full``: files whose content is already indexed are skipped before decoding.
-    ``prune`` overrides each job's ``prune`` setting. ``encoders`` may hold already loaded encoders
-    by name (the rest are loaded once each, however many jobs use them). Jobs run one after another;
-    the first that cannot go on raises (:class:`IngestError`, :class:`EncoderError`), after the
-    documents already embedded have been sent.
-    """
-    started = time.perf_counter()
-    declared = stack.spec.ingest
-    names = list(jobs) if jobs else list(declared)
-    unknown = [name for name in names if name not in declared]
-    if unknown:
-        known = ", ".join(sorted(declared)) or "none"
-        raise IngestError(f"no ingest job named {', '.join(unknown)} in the stack (declared: {known})")
-    report = IngestReport()
-    loaded: dict[str, Encoder] = dict(encoders or {})
-    for name in names:
-        job = declared[name]
-        encoder = loaded.get(job.encoder)
-        if encoder is None:
-            spec = stack.spec.encoders.get(job.encoder)
-            if spec is None:
-                raise IngestError(f"ingest job '{name}' names encoder '{job.encoder}', which is not declared")
-            load_started = time.perf_counter()
-            encoder = load_encoder(job.encoder, spec, stack.base_dir)
-            report.encoders.append(
-                EncoderLoad(job.encoder, encoder.source, encoder.device, time.perf_counter() - load_started)
-            )
-            loaded[job.encoder] = encoder
-        index_roots = [
-            stack.resolve(other.source.path) for other in declared.values() if other.index == job.index
-        ]
-        run = _JobRun(
-            name,
-            job,
-            stack.resolve(job.source.path),
-            client,
-            encoder,
-            full=full,
-            prune=job.prune if prune is None else prune,
-            index_roots=index_roots,
-            progress=progress,
-        )
-        job_report = run.run()
-        report.jobs.append(job_report)
-        if job_report.indexed or job_report.pruned:
-            # What the job wrote is searchable when the command returns, so `verify` or a search
-            # run right after sees it (within the job, refresh_interval makes documents visible).
-            refresh = functools.partial(client.indices.refresh, index=job.index)
-            bulk.with_retries(refresh, job.bulk, f"cannot refresh index '{job.index}'")
-    report.elapsed_s = time.perf_counter() - started
-    return report

@@ -126,28 +126,3 @@ class IngestReport:
             "encoders": [e.to_dict() for e in self.encoders],
             "jobs": [j.to_dict() for j in self.jobs],
         }
-
-
-def render_text(report: IngestReport, *, max_failures: int = 20) -> str:
-    """A human summary: one block per job, then up to ``max_failures`` failures each."""
-    lines: list[str] = []
-    for load in report.encoders:
-        lines.append(f"encoder {load.name}: {load.source} on {load.device} (loaded in {load.load_s:.1f}s)")
-    for job in report.jobs:
-        lines.append(
-            f"ingest {job.name} -> {job.index}: {job.scanned} scanned, {job.already_indexed} already indexed, "
-            f"{job.embedded} embedded, {job.indexed} indexed, {job.failed} failed"
-            + (f", {job.duplicates} duplicates" if job.duplicates else "")
-            + (f", {job.pruned} pruned" if job.pruned else "")
-            + f" in {job.elapsed_s:.1f}s ({job.images_per_s:.1f} images/s)"
-        )
-        if job.prune_skipped:
-            lines.append(f"  prune skipped: {job.prune_skipped}")
-        for failure in job.failures[:max_failures]:
-            lines.append(f"  {failure.stage} failed: {failure.relative_path}: {failure.reason}")
-        hidden = job.failed - min(job.failed, max_failures)
-        if hidden:
-            lines.append(f"  ... and {hidden} more failures (--output json lists them)")
-    if not report.jobs:
-        lines.append("no ingest jobs to run")
-    return "\n".join(lines)

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from provisioning import names
+from provisioning.json_types import SchemaObject
 
 _DURATION = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>d|h|m|s|ms|micros|nanos)$")
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "micros": 1e-6, "nanos": 1e-9}
@@ -94,7 +95,7 @@ IndexName = Annotated[str, AfterValidator(_index_name)]
 IndexPattern = Annotated[str, AfterValidator(_index_pattern)]
 ResourceName = Annotated[str, AfterValidator(_resource_name)]
 ByteSize = Annotated[str, AfterValidator(_byte_size)]
-Body = dict[str, Any]
+Body = SchemaObject
 
 
 class Strict(BaseModel):

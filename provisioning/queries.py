@@ -18,8 +18,8 @@ from elasticsearch import ApiError, TransportError
 from provisioning.cluster import Cluster
 from provisioning.errors import ProvisionError
 from provisioning.mappings import dense_vector_fields, find_field
-from provisioning.spec.model import KNN_MAX_NUM_CANDIDATES, ModelSpec
-from provisioning.spec.stack import Stack
+from provisioning.stackfile.schema import KNN_MAX_NUM_CANDIDATES, ModelSpec
+from provisioning.stackfile.stack import Stack
 
 
 class SearchError(ProvisionError):
@@ -162,7 +162,7 @@ class Searcher:
 
     def embed_image(self, path: Path, encoder: str) -> list[float]:
         """The query image decoded exactly as ingest decodes images (EXIF orientation, RGB), then embedded."""
-        from provisioning.ingest.decode import ImageDecodeError, open_image
+        from provisioning.image_ingest.decode import ImageDecodeError, open_image
 
         if not path.is_file():
             raise SearchError(f"image not found: {path}")
@@ -244,7 +244,7 @@ class Searcher:
         k: int = 10,
         index: str | None = None,
         model: str | None = None,
-        via: str = "query_vector_builder",
+        via: Literal["query_vector_builder", "infer"] = "query_vector_builder",
     ) -> SearchResult:
         index = index or self.default_index()
         field = self.vector_field(index)
@@ -289,3 +289,32 @@ class Searcher:
             query=str(path),
             kind="image",
         )
+
+
+def search(
+    stack: Stack,
+    cluster: Cluster,
+    *,
+    text: str | None = None,
+    image: Path | None = None,
+    k: int = 10,
+    index: str | None = None,
+    model: str | None = None,
+    via: Literal["query_vector_builder", "infer"] = "query_vector_builder",
+) -> SearchResult:
+    """One kNN query: images like ``text`` (embedded inside Elasticsearch by a deployed model, with
+    ``query_vector_builder`` or ``_infer``) or like the example ``image`` (embedded on this host).
+
+    ``index`` defaults to the first ingest job's, ``model`` to the first deployed text model;
+    ``num_candidates`` is Elasticsearch's default for ``k`` (1.5 k). Returns the hits (rank, score,
+    id, ``_source`` without the vector) and the round trip's latency in milliseconds. Raises
+    SearchError (no such image, no deployed model) or ClusterError (a refused search); ValueError
+    unless exactly one of ``text`` and ``image`` is given.
+    """
+    if (text is None) == (image is None):
+        raise ValueError("give exactly one of text or image")
+    searcher = Searcher(stack, cluster)
+    if text is not None:
+        return searcher.search_text(text, k=k, index=index, model=model, via=via)
+    assert image is not None
+    return searcher.search_image(image, k=k, index=index)

@@ -10,9 +10,9 @@ from typing import Any
 from provisioning.embedding.inspect import ModelDirError, inspect_model_dir
 from provisioning.errors import SpecIssue
 from provisioning.mappings import dense_vector_fields, find_field, patterns_overlap
-from provisioning.spec.model import EncoderSpec, ModelSpec, SourceSpec, TemplateBody
-from provisioning.spec.source import PathKey
-from provisioning.spec.stack import Stack
+from provisioning.stackfile.schema import EncoderSpec, ModelSpec, SourceSpec, TemplateBody
+from provisioning.stackfile.source import PathKey
+from provisioning.stackfile.stack import Stack
 from provisioning.vectors import ELEMENT_TYPES, INDEX_OPTION_TYPES, MAX_DIMS, MAX_DIMS_BIT, SIMILARITIES
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from provisioning.spec.model import StackSpec
+from provisioning.stackfile.schema import StackSpec
 
 SCHEMA_ID = "https://github.com/provision/provision/schema/stack.schema.json"
 FILE_REF = {

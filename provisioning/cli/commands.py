@@ -1,0 +1,434 @@
+"""The ``provision`` command line: parse, call one library function, render, exit.
+
+This is the only module that prints or exits. Each command mirrors one call of the library
+(:mod:`provisioning`), as sqlite-utils' commands mirror its functions; the options they share
+(the stack argument, the connection, ``--output``) are declared once, as decorators. Output goes to
+stdout (one JSON document with ``--output json``), logs and progress to stderr. Exit codes: 0
+success, 1 any failure, 2 changes pending (``plan --detailed-exitcode``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import click
+
+from provisioning.cli.options import (
+    EXIT_CHANGES,
+    EXIT_FAILURE,
+    EXIT_OK,
+    SECRETS,
+    Connection,
+    Failed,
+    adopt_option,
+    confirmer,
+    connection_options,
+    emit_json,
+    open_stack,
+    output_option,
+    plan_printer,
+    progress_bar,
+    result_printer,
+    stack_argument,
+)
+from provisioning.errors import ProvisionError, SpecError
+
+if TYPE_CHECKING:
+    from provisioning.changes import Plan
+
+
+# -- commands ------------------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="provisioning", prog_name="provision")
+@click.option("-v", "--verbose", count=True, help="more detail on stderr (-vv: debug)")
+@click.option("-q", "--quiet", is_flag=True, help="only warnings and errors on stderr")
+def cli(verbose: int, quiet: bool) -> None:
+    """Declarative provisioning of image similarity search on Elasticsearch."""
+    _configure_logging(verbose, quiet)
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    """Progress and warnings go to stderr, so stdout stays one JSON document with --output json."""
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if verbose else "  %(message)s"))
+    root = logging.getLogger("provisioning")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    if not verbose:
+        for noisy in (
+            "elasticsearch",
+            "elastic_transport",
+            "transformers",
+            "sentence_transformers",
+            "urllib3",
+        ):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@cli.command()
+@stack_argument
+@output_option
+def validate(stack: Path, output: str) -> None:
+    """Check STACK without contacting a cluster; exit 0 when valid, 1 when not."""
+    from provisioning.render import issue_json, render_validation
+    from provisioning.stackfile import load_stack
+
+    try:
+        loaded = load_stack(stack)
+    except SpecError as exc:
+        if output == "json":
+            emit_json({"valid": False, "stack": str(stack), "issues": [issue_json(i) for i in exc.issues]})
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        count = len(exc.issues)
+        click.echo(f"{stack}: invalid ({count} problem{'s' if count != 1 else ''})", err=True)
+        sys.exit(EXIT_FAILURE)
+    document, text = render_validation(stack, loaded)
+    if output == "json":
+        emit_json(document)
+    else:
+        click.echo(text)
+
+
+@cli.command()
+@stack_argument
+@output_option
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="exit 0 when nothing would change, 2 when something would"
+)
+@adopt_option
+@click.option("--include-data", is_flag=True, help="plan deleting indices that hold documents")
+@connection_options
+def plan(
+    stack: Path,
+    output: str,
+    detailed_exitcode: bool,
+    adopt: tuple[str, ...],
+    include_data: bool,
+    connection: Connection,
+) -> None:
+    """Show what apply would change, without changing anything."""
+    from provisioning.planning import plan as make_plan
+    from provisioning.render import render_plan
+
+    loaded = open_stack(stack)
+    the_plan = make_plan(loaded, connection.open(loaded), adopt=adopt, include_data=include_data)
+    if output == "json":
+        emit_json(the_plan.to_json())
+    else:
+        click.echo(render_plan(the_plan))
+    if not the_plan.applicable:
+        sys.exit(EXIT_FAILURE)
+    if detailed_exitcode and the_plan.has_changes:
+        sys.exit(EXIT_CHANGES)
+
+
+@cli.command()
+@stack_argument
+@output_option
+@click.option("--auto-approve", is_flag=True, help="apply without asking for confirmation")
+@click.option("--skip-ingest", is_flag=True, help="converge resources only; do not run ingest jobs")
+@click.option("--skip-verify", is_flag=True, help="do not run the smoke tests")
+@adopt_option
+@click.option("--include-data", is_flag=True, help="allow deleting indices that hold documents")
+@connection_options
+def apply(
+    stack: Path,
+    output: str,
+    auto_approve: bool,
+    skip_ingest: bool,
+    skip_verify: bool,
+    adopt: tuple[str, ...],
+    include_data: bool,
+    connection: Connection,
+) -> None:
+    """Converge the cluster to STACK, then run its ingest jobs and smoke tests."""
+    from provisioning.render import render_converge
+    from provisioning.workflow import ConvergeOptions, converge
+
+    loaded = open_stack(stack)
+    text = output == "text"
+    options = ConvergeOptions(
+        adopt=adopt,
+        include_data=include_data,
+        skip_ingest=skip_ingest,
+        skip_verify=skip_verify,
+        approve=confirmer(lambda _: "Apply these changes?", auto_approve, "--auto-approve"),
+        on_plan=plan_printer(text),
+        on_change=result_printer,
+        progress=progress_bar(),
+    )
+    report = converge(loaded, connection.open(loaded), options)
+    if text:
+        rendered = render_converge(report)
+        if rendered:
+            click.echo(rendered)
+        if report.stopped_at in ("plan", "ingest") and report.error:
+            click.echo(f"error: {report.error}", err=True)
+    else:
+        emit_json(report.to_json())
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILURE)
+
+
+@cli.command()
+@stack_argument
+@output_option
+@click.option("--yes", is_flag=True, help="destroy without asking for confirmation")
+@click.option("--include-data", is_flag=True, help="also delete indices that hold documents")
+@connection_options
+def destroy(stack: Path, output: str, yes: bool, include_data: bool, connection: Connection) -> None:
+    """Delete everything STACK manages, in reverse dependency order; nothing else."""
+    from provisioning.render import render_apply
+    from provisioning.workflow import DestroyOptions
+    from provisioning.workflow import destroy as destroy_stack
+
+    loaded = open_stack(stack)
+    text = output == "text"
+
+    def question(plan: Plan) -> str:
+        return f"Destroy {len(plan.changes)} resource(s) of stack '{loaded.spec.name}'?"
+
+    options = DestroyOptions(
+        include_data=include_data,
+        approve=confirmer(question, yes, "--yes"),
+        on_plan=plan_printer(text),
+        on_change=result_printer,
+    )
+    report = destroy_stack(loaded, connection.open(loaded), options)
+    if text:
+        if report.apply is not None:
+            click.echo(render_apply(report.apply))
+        if report.error:
+            click.echo(f"error: {report.error}", err=True)
+    else:
+        emit_json(report.to_json())
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILURE)
+
+
+@cli.command()
+@stack_argument
+@output_option
+@connection_options
+def status(stack: Path, output: str, connection: Connection) -> None:
+    """Per resource: present, managed, drifted; deployments and document counts."""
+    from provisioning.render import render_status
+    from provisioning.stack_status import status as stack_status
+
+    loaded = open_stack(stack)
+    report = stack_status(loaded, connection.open(loaded))
+    if output == "json":
+        emit_json(report.to_json())
+    else:
+        click.echo(render_status(report))
+
+
+@cli.command()
+@stack_argument
+@click.argument("names", nargs=-1)
+@click.option("--full", is_flag=True, help="re-embed every file, also those already indexed")
+@click.option(
+    "--prune/--no-prune",
+    default=None,
+    help="delete documents whose file is gone (default: each job's prune setting)",
+)
+@output_option
+@connection_options
+def ingest(
+    stack: Path, names: tuple[str, ...], full: bool, prune: bool | None, output: str, connection: Connection
+) -> None:
+    """Run the ingest jobs (all, or NAMES): embed the images not yet indexed and index them.
+
+    Exit 1 when an embedded image could not be indexed; files that are not usable images are
+    listed in the report without failing the run.
+    """
+    from provisioning.image_ingest import ingest as run_jobs
+    from provisioning.render import render_ingest
+
+    loaded = open_stack(stack)
+    cluster = connection.open(loaded)
+    try:
+        report = run_jobs(
+            loaded, cluster, list(names) or None, full=full, prune=prune, progress=progress_bar()
+        )
+    finally:
+        cluster.close()
+    if output == "json":
+        emit_json(report.to_dict())
+    else:
+        click.echo(render_ingest(report))
+    if not report.ok:
+        sys.exit(EXIT_FAILURE)
+
+
+@cli.command()
+@stack_argument
+@click.argument("names", nargs=-1)
+@output_option
+@connection_options
+def verify(stack: Path, names: tuple[str, ...], output: str, connection: Connection) -> None:
+    """Run the smoke tests (all, or NAMES); exit 1 if any fails."""
+    from provisioning.render import render_verify
+    from provisioning.smoke_tests import verify as run_smoke_tests
+
+    loaded = open_stack(stack)
+    report = run_smoke_tests(loaded, connection.open(loaded), names or None)
+    if output == "json":
+        emit_json(report.to_json())
+    else:
+        click.echo(render_verify(report))
+    if not report.ok:
+        sys.exit(EXIT_FAILURE)
+
+
+@cli.command()
+@stack_argument
+@click.option("--text", help="a description of the images to find")
+@click.option("--image", type=click.Path(path_type=Path), help="an example image to find similar ones")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 10000), help="number of hits")
+@click.option("--index", help="index to search (default: the first ingest job's)")
+@click.option("--model", help="declared model that embeds --text (default: the first deployed one)")
+@click.option(
+    "--via",
+    type=click.Choice(["query_vector_builder", "infer"]),
+    default="query_vector_builder",
+    show_default=True,
+)
+@output_option
+@connection_options
+def search(
+    stack: Path,
+    text: str | None,
+    image: Path | None,
+    k: int,
+    index: str | None,
+    model: str | None,
+    via: Literal["query_vector_builder", "infer"],
+    output: str,
+    connection: Connection,
+) -> None:
+    """Find images by a text description (--text) or an example image (--image)."""
+    from provisioning.queries import search as run_search
+    from provisioning.render import render_search
+
+    if (text is None) == (image is None):
+        raise click.UsageError("give exactly one of --text or --image")
+    loaded = open_stack(stack)
+    result = run_search(
+        loaded, connection.open(loaded), text=text, image=image, k=k, index=index, model=model, via=via
+    )
+    if output == "json":
+        emit_json(result.to_json())
+    else:
+        click.echo(render_search(result))
+
+
+@cli.command()
+@click.option("--plan", "plan_", is_flag=True, help="print the schema of `plan --output json` instead")
+def schema(plan_: bool) -> None:
+    """Print the JSON Schema (draft 2020-12) of stack.yaml (or of the JSON plan)."""
+    if plan_:
+        from provisioning.plan_document import plan_schema
+
+        click.echo(json.dumps(plan_schema(), indent=2, sort_keys=True))
+        return
+    from provisioning.stackfile.json_schema import stack_schema_json
+
+    click.echo(stack_schema_json(), nl=False)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="interface to listen on")
+@click.option(
+    "--port", default=9200, show_default=True, type=int, help="port to listen on (0: any free port)"
+)
+@click.option(
+    "--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), help="persist state here"
+)
+@click.option(
+    "--ml-memory", default="4gb", show_default=True, help="native memory the ML node offers deployments"
+)
+@click.option(
+    "--license", "license_type", type=click.Choice(["basic", "trial"]), default="basic", show_default=True
+)
+@click.option(
+    "--deployment-delay", default=0.5, show_default=True, type=float, help="seconds in each deployment state"
+)
+@click.option("--fault-bulk-429", default=0.0, type=float, help="fraction of bulk items refused with 429")
+@click.option("--fault-503", default=0.0, type=float, help="fraction of requests answered 503")
+@click.option("--fault-latency-ms", default=0.0, type=float, help="latency added to every request")
+@click.option("--fault-seed", default=0, type=int, help="seed of the fault injection")
+def sandbox(
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    ml_memory: str,
+    license_type: str,
+    deployment_delay: float,
+    fault_bulk_429: float,
+    fault_503: float,
+    fault_latency_ms: float,
+    fault_seed: int,
+) -> None:
+    """Run a local Elasticsearch-compatible server for development and CI (not for production)."""
+    from provisioning.sandbox import Faults, SandboxConfig, SandboxServer
+    from provisioning.units import parse_bytes
+
+    config = SandboxConfig(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        ml_memory_bytes=parse_bytes(ml_memory),
+        license=license_type,
+        deployment_start_delay_s=deployment_delay,
+        allocation_delay_s=deployment_delay,
+        faults=Faults(fault_bulk_429, fault_503, fault_latency_ms, fault_seed),
+    )
+    try:
+        server = SandboxServer(config)
+    except OSError as exc:
+        raise ProvisionError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    click.echo(
+        f"sandbox listening on {server.url} (Elasticsearch 9 API subset; for development and CI only)",
+        err=True,
+    )
+    try:
+        server.serve_forever()
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps click's usage errors (exit 2 by default) to 1, keeping 2 for 'changes pending'."""
+    try:
+        cli.main(args=argv, prog_name="provision", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_FAILURE)
+    except Failed as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_FAILURE)
+    except ProvisionError as exc:
+        from provisioning.cluster import redact
+
+        click.echo(f"error: {redact(str(exc), SECRETS)}", err=True)
+        sys.exit(EXIT_FAILURE)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,101 @@
+"""Running a stack's ingest jobs, one after another, each a streaming pipeline (:mod:`.job`)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Mapping, Sequence
+
+from elasticsearch import Elasticsearch
+
+from provisioning.cluster import Cluster
+from provisioning.embedding.encoders import Encoder, load_encoder
+from provisioning.image_ingest import bulk
+from provisioning.image_ingest.errors import IngestError
+from provisioning.image_ingest.job import JobRun
+from provisioning.image_ingest.progress import Progress
+from provisioning.image_ingest.report import EncoderLoad, IngestReport
+from provisioning.stackfile.stack import Stack
+
+
+def run_ingest(
+    stack: Stack,
+    client: Elasticsearch,
+    jobs: Sequence[str] | None = None,
+    *,
+    full: bool = False,
+    prune: bool | None = None,
+    progress: Progress | None = None,
+    encoders: Mapping[str, Encoder] | None = None,
+) -> IngestReport:
+    """Run the stack's ingest jobs (all, or those named in ``jobs``) against ``client``.
+
+    Incremental unless ``full``: files whose content is already indexed are skipped before decoding.
+    ``prune`` overrides each job's ``prune`` setting. ``encoders`` may hold already loaded encoders
+    by name (the rest are loaded once each, however many jobs use them). Jobs run one after another;
+    the first that cannot go on raises (:class:`IngestError`, :class:`EncoderError`), after the
+    documents already embedded have been sent.
+    """
+    started = time.perf_counter()
+    declared = stack.spec.ingest
+    names = list(jobs) if jobs else list(declared)
+    unknown = [name for name in names if name not in declared]
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none"
+        raise IngestError(f"no ingest job named {', '.join(unknown)} in the stack (declared: {known})")
+    report = IngestReport()
+    loaded: dict[str, Encoder] = dict(encoders or {})
+    for name in names:
+        job = declared[name]
+        encoder = loaded.get(job.encoder)
+        if encoder is None:
+            spec = stack.spec.encoders.get(job.encoder)
+            if spec is None:
+                raise IngestError(f"ingest job '{name}' names encoder '{job.encoder}', which is not declared")
+            load_started = time.perf_counter()
+            encoder = load_encoder(job.encoder, spec, stack.base_dir)
+            report.encoders.append(
+                EncoderLoad(job.encoder, encoder.source, encoder.device, time.perf_counter() - load_started)
+            )
+            loaded[job.encoder] = encoder
+        index_roots = [
+            stack.resolve(other.source.path) for other in declared.values() if other.index == job.index
+        ]
+        run = JobRun(
+            name,
+            job,
+            stack.resolve(job.source.path),
+            client,
+            encoder,
+            full=full,
+            prune=job.prune if prune is None else prune,
+            index_roots=index_roots,
+            progress=progress,
+        )
+        job_report = run.run()
+        report.jobs.append(job_report)
+        if job_report.indexed or job_report.pruned:
+            # What the job wrote is searchable when the command returns, so `verify` or a search
+            # run right after sees it (within the job, refresh_interval makes documents visible).
+            refresh = functools.partial(client.indices.refresh, index=job.index)
+            bulk.with_retries(refresh, job.bulk, f"cannot refresh index '{job.index}'")
+    report.elapsed_s = time.perf_counter() - started
+    return report
+
+
+def ingest(
+    stack: Stack,
+    cluster: Cluster,
+    jobs: Sequence[str] | None = None,
+    *,
+    full: bool = False,
+    prune: bool | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Run ``stack``'s ingest jobs (all, or those named) against ``cluster``: embed the images not yet
+    indexed and bulk-index them (see :func:`run_ingest` for the pipeline, resuming and pruning).
+
+    Files that are not usable images are listed in the report with their reason; raises IngestError
+    or EncoderError when a job cannot go on, after what was already embedded has been sent.
+    """
+    return run_ingest(stack, cluster.client, jobs, full=full, prune=prune, progress=progress)
