@@ -57,6 +57,7 @@ class PlanSummary(_Doc):
     delete: int
     conflicts: int
     blocked: int
+    errors: int = 0
 
 
 class PlanDocument(_Doc):
@@ -74,6 +75,10 @@ class PlanDocument(_Doc):
     conflicts: list[ConflictDocument]
     unchanged: list[str]
     notes: list[str]
+    errors: list[str] = Field(
+        default_factory=list,
+        description="refusals found before any write (the cluster's dry runs); the plan is not applicable",
+    )
 
 
 def plan_document(plan: Plan) -> PlanDocument:
@@ -93,6 +98,7 @@ def plan_document(plan: Plan) -> PlanDocument:
             delete=counts["delete"],
             conflicts=len(plan.conflicts),
             blocked=len(plan.blocked),
+            errors=len(plan.errors),
         ),
         changes=[
             ChangeDocument(
@@ -114,6 +120,7 @@ def plan_document(plan: Plan) -> PlanDocument:
         ],
         unchanged=list(plan.unchanged),
         notes=list(plan.notes),
+        errors=list(plan.errors),
     )
 
 

@@ -106,6 +106,7 @@ def _plan_reading(
         )
         plan.changes.append(change)
         found.planned[want.address] = change.action
+    _dry_run(reading, stack, plan)
     deletes: list[Change] = []
     if prune and kind.prunable:
         declared = {d.name for d in reading.desired}
@@ -124,6 +125,17 @@ def _plan_reading(
                     )
                 )
     return deletes
+
+
+def _dry_run(reading: Reading, stack: Stack, plan: Plan) -> None:
+    """Each body this kind would write, put to the cluster's dry-run API first; a refusal is a plan
+    error, so ``apply`` stops before its first write instead of after the costly ones."""
+    for change in [c for c in plan.changes if c.kind == reading.kind.kind and c.desired is not None]:
+        if change.action == "delete" or change.desired is None:
+            continue
+        refused = reading.kind.dry_run_desired(change.desired, stack)
+        if refused:
+            plan.errors.append(f"{change.address}: Elasticsearch refuses it: {refused}")
 
 
 def plan_from(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from elasticsearch import ApiError, TransportError
+from elasticsearch import ApiError, NotFoundError, TransportError
 
 from provisioning.cluster import Cluster
 from provisioning.errors import ProvisionError
@@ -106,6 +106,7 @@ class Searcher:
         self.stack = stack
         self.cluster = cluster
         self._encoders: dict[str, Any] = {}
+        self._deployment_problems: dict[tuple[str, str], str | None] = {}
 
     # -- defaults from the stack -------------------------------------------------------------
     def default_index(self) -> str:
@@ -187,10 +188,51 @@ class Searcher:
             raise SearchError(f"model {ref} did not return an embedding: {result}")
         return [float(x) for x in result["predicted_value"]]
 
+    def deployment_problem(self, spec_name: str, model_id: str | None = None) -> str | None:
+        """Why the declared model ``spec_name`` (or ``model_id`` standing in for it, during a rollover)
+        cannot embed a query now: no deployment, or one that is not started with an allocation
+        (``GET _ml/trained_models/<id>/_stats``); None when it can. Read once per model and run."""
+        spec = self.stack.spec.models[spec_name]
+        model = model_id or spec.model_id
+        deployment = (spec.deployment.deployment_id if spec.deployment else None) or model
+        key = (model, deployment)
+        if key not in self._deployment_problems:
+            self._deployment_problems[key] = self._read_deployment_problem(model, deployment)
+        return self._deployment_problems[key]
+
+    def _read_deployment_problem(self, model: str, deployment: str) -> str | None:
+        try:
+            answer = self.cluster.client.ml.get_trained_models_stats(model_id=model)
+        except NotFoundError:
+            return f"model {model} does not exist; run `provision apply`"
+        except (ApiError, TransportError) as exc:
+            raise self.cluster.error(exc, f"read the deployment of model {model}") from None
+        for item in answer.body.get("trained_model_stats", []):
+            stats = item.get("deployment_stats") or {}
+            if stats.get("deployment_id") != deployment:
+                continue
+            alloc = stats.get("allocation_status") or {}
+            count, target = (
+                int(alloc.get("allocation_count", 0)),
+                int(alloc.get("target_allocation_count", 0)),
+            )
+            if stats.get("state") == "started" and count > 0:
+                return None
+            return (
+                f"deployment {deployment} of model {model} is {stats.get('state')} with {count}/{target} "
+                "allocations, so it cannot embed the query; wait for it, or run `provision apply` "
+                "(`provision status` shows its state)"
+            )
+        return f"model {model} has no deployment {deployment}; run `provision apply`"
+
     def _model_error(self, exc: ApiError | TransportError, ref: str) -> ProvisionError:
+        """The error of a query that embeds its text with model ``ref``: blamed on the model only when
+        Elasticsearch's answer is about the model (it names it, or its deployment)."""
         err = self.cluster.error(exc, f"embed the query with model {ref}")
         text = str(err)
-        if "not deployed" in text or "deployment" in text or "resource_not_found" in text:
+        if ref in text and (
+            "deploy" in text or "allocat" in text or "not found" in text or "missing" in text
+        ):
             return SearchError(
                 f"{text}. Is the model deployed? Run `provision apply` (or check `provision status`)."
             )

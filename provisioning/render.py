@@ -86,6 +86,8 @@ def render_plan(plan: Plan) -> str:
             )
         )
         lines.append(f"      {conflict.hint}")
+    for error in plan.errors:
+        lines.append(click.style(f"  ! error {error}", fg="red", bold=True))
     for note in plan.notes:
         lines.append(f"  note: {note}")
     counts = plan.counts()
@@ -95,6 +97,8 @@ def render_plan(plan: Plan) -> str:
         extra += f", {len(plan.conflicts)} conflict{'s' if len(plan.conflicts) != 1 else ''}"
     if plan.blocked:
         extra += f", {len(plan.blocked)} blocked"
+    if plan.errors:
+        extra += f", {len(plan.errors)} refused by the cluster"
     lines.append(f"Plan: {summary}{extra}; {len(plan.unchanged)} unchanged.")
     return "\n".join(lines)
 
@@ -134,19 +138,21 @@ def render_status(report: StatusReport) -> str:
             state = click.style("missing", fg="red")
         elif not res.managed:
             state = click.style("not managed (conflict)", fg="red")
+        elif not res.ready:
+            state = click.style(f"not ready ({res.reason})", fg="yellow")
         elif res.drifted:
-            state = click.style(
-                f"drifted ({'; '.join(res.drift[:3])}{'...' if len(res.drift) > 3 else ''})", fg="yellow"
-            )
+            shown = "; ".join(res.drift[:3]) + ("..." if len(res.drift) > 3 else "")
+            state = click.style(f"drifted ({shown or res.reason})", fg="yellow")
         else:
             state = click.style("in sync", fg="green")
         details = ", ".join(f"{k}={v}" for k, v in res.details.items())
         lines.append(f"  {res.kind:<20} {res.name:<50} {state}{'  ' + details if details else ''}")
-    lines.append(
-        "converged"
-        if report.converged
-        else "not converged: run provision plan to see what apply would change"
-    )
+    if report.converged:
+        lines.append("converged")
+    else:
+        waiting = [f"{r.kind}/{r.name}: {r.reason}" for r in report.resources if not r.ready]
+        why = f" ({'; '.join(waiting)})" if waiting else ""
+        lines.append(f"not converged{why}: run provision plan to see what apply would change")
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from elasticsearch import ApiError, TransportError
 
 from provisioning.cluster import Cluster
 from provisioning.errors import ProvisionError
-from provisioning.queries import Hit, Searcher, SearchResult, model_ref, source_value
+from provisioning.queries import Hit, Searcher, SearchError, SearchResult, model_ref, source_value
 from provisioning.resources.base import RolloverGate
 from provisioning.stackfile.schema import SmokeTestSpec
 from provisioning.stackfile.stack import Stack
@@ -243,7 +243,11 @@ class SmokeTester:
             vector: list[float] | None = None
             if test.text is not None:
                 assert test.model is not None
-                ref = (model_override or {}).get(test.model) or model_ref(self.stack.spec.models[test.model])
+                override = (model_override or {}).get(test.model)
+                ref = override or model_ref(self.stack.spec.models[test.model])
+                problem = self.searcher.deployment_problem(test.model, override)
+                if problem:
+                    raise SearchError(f"not run: {problem}")
                 if test.embed_via == "infer" or test.expect.min_recall is not None:
                     vector = self.searcher.embed_text(test.text, ref)
                 if test.embed_via == "infer":

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from provisioning.cluster import Cluster
 from provisioning.json_types import JsonObject, JsonValue
 from provisioning.planning import plan_from, survey
+from provisioning.resources.diff import STATE_PATH
 from provisioning.stackfile.stack import Stack
 
 
@@ -26,6 +27,13 @@ class ResourceStatus:
     drifted: bool
     drift: list[str] = field(default_factory=list)
     details: JsonObject = field(default_factory=dict)
+    reason: str | None = None  # why it is not in sync (the plan's reason), None when it is
+
+    @property
+    def ready(self) -> bool:
+        """Whether the cluster reports the state the stack declares (a deployment allocated, an
+        index not red); False for a resource that exists but is still short of it."""
+        return f"change {STATE_PATH}" not in self.drift
 
     def to_json(self) -> JsonObject:
         drift: list[JsonValue] = [*self.drift]
@@ -38,6 +46,8 @@ class ResourceStatus:
             "drifted": self.drifted,
             "drift": drift,
             "details": self.details,
+            "ready": self.ready,
+            "reason": self.reason,
         }
 
 
@@ -51,6 +61,7 @@ class StatusReport:
 
     @property
     def converged(self) -> bool:
+        """Every declared resource present, this stack's, in sync and in its declared state."""
         return all(r.present and r.managed and not r.drifted for r in self.resources)
 
     def to_json(self) -> JsonObject:
@@ -74,7 +85,8 @@ def status(stack: Stack, cluster: Cluster) -> StatusReport:
         for want in reading.desired:
             have = reading.live.get(want.name)
             if have is None:
-                report.resources.append(ResourceStatus(want.kind, want.name, False, False, False))
+                missing = ResourceStatus(want.kind, want.name, False, False, False, reason="does not exist")
+                report.resources.append(missing)
                 continue
             change = changes.get(want.address)
             report.resources.append(
@@ -86,6 +98,7 @@ def status(stack: Stack, cluster: Cluster) -> StatusReport:
                     change is not None,
                     [f"{d.op} {d.path}" for d in change.diff] if change else [],
                     reading.kind.status_details(have),
+                    change.reason if change else None,
                 )
             )
     return report

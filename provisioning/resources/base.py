@@ -114,6 +114,16 @@ class ResourceKind(ABC, Generic[D]):
         """:meth:`compare` for a declared resource of this kind given by its base type."""
         return self.compare(self.narrow(desired), live, survey)
 
+    def dry_run(self, desired: D, stack: Stack) -> str | None:
+        """Ask Elasticsearch, without writing, whether it would accept ``desired`` (the way
+        ``kubectl apply --dry-run=server`` does); its refusal, or None. Kinds without a dry-run API
+        accept everything here (their bodies are checked offline by ``validate``)."""
+        return None
+
+    def dry_run_desired(self, desired: Desired, stack: Stack) -> str | None:
+        """:meth:`dry_run` for a declared resource of this kind given by its base type."""
+        return self.dry_run(self.narrow(desired), stack)
+
     def delete_blocked(self, live: Live, *, include_data: bool) -> str | None:
         """Why deleting ``live`` must not happen now (e.g. an index holding documents)."""
         return None

@@ -17,12 +17,13 @@ from typing import Literal
 
 from elasticsearch import ApiError, NotFoundError, TransportError
 
+from provisioning.canonical import canonical_bytes
 from provisioning.changes import Change, Desired, Live
 from provisioning.cluster import Cluster, ClusterError
 from provisioning.errors import ProvisionError
 from provisioning.json_types import JsonObject, JsonValue, as_int, as_list, as_object, as_str
 from provisioning.resources.base import ApplyContext, Comparison, ResourceKind, Survey, owner_of
-from provisioning.resources.diff import DiffEntry, diff
+from provisioning.resources.diff import STATE_PATH, DiffEntry, diff
 from provisioning.stackfile.schema import duration_seconds
 from provisioning.stackfile.stack import Stack
 
@@ -30,6 +31,10 @@ log = logging.getLogger("provisioning.models")
 
 WaitFor = Literal["started", "fully_allocated"]
 _UPDATABLE = ("number_of_allocations", "adaptive_allocations")
+
+
+def _comparable(body: JsonObject) -> JsonObject:
+    return {k: canonical_bytes(v) if k == "cache_size" else v for k, v in body.items()}
 
 
 class DeploymentError(ProvisionError):
@@ -52,6 +57,10 @@ class DeploymentState:
 
     def __str__(self) -> str:
         return f"state {self.state}, allocation {self.allocation_state or 'n/a'} ({self.allocations}/{self.target} allocations)"
+
+    def summary(self) -> str:
+        """``starting, 0/1 allocations``: what a pending change or a refused smoke test says."""
+        return f"{self.state}, {self.allocations}/{self.target} allocations"
 
     @classmethod
     def from_stats(cls, stats: JsonObject) -> DeploymentState:
@@ -199,10 +208,13 @@ class Deployments(ResourceKind[DeploymentDesired]):
         return out
 
     def compare(self, desired: DeploymentDesired, live: Live, survey: Survey) -> Comparison:
+        """The parameters compared in normal form (byte sizes as bytes), then the observed state: a
+        deployment short of its ``wait_for`` is not done, so it is a pending change (apply waits
+        for it again) rather than in sync."""
         if survey.planned.get(f"trained_model/{desired.model_id}") == "replace":
             return Comparison([], "replace", reason="its model is replaced, so it must be started again")
         compared: JsonObject = {k: v for k, v in live.body.items() if k in desired.body or k in _UPDATABLE}
-        changes = diff(desired.body, compared)
+        changes = diff(_comparable(desired.body), _comparable(compared))
         state = live.body.get("state")
         if state in ("failed", "stopping"):
             return Comparison(
@@ -210,13 +222,19 @@ class Deployments(ResourceKind[DeploymentDesired]):
                 "replace",
                 reason=f"the deployment is {state}",
             )
-        if not changes:
-            return Comparison([], None)
         restart = [c for c in changes if c.path.split(".")[0] not in _UPDATABLE]
         if restart:
             fields = ", ".join(sorted({c.path.split(".")[0] for c in restart}))
             return Comparison(changes, "replace", reason=f"changing {fields} needs a restart")
-        return Comparison(changes, "update", reason="allocations change in place (_update)")
+        if changes:
+            return Comparison(changes, "update", reason="allocations change in place (_update)")
+        if isinstance(live, DeploymentLive) and not live.state.reached(desired.wait_for):
+            return Comparison(
+                [DiffEntry(STATE_PATH, "change", str(live.state), desired.wait_for)],
+                "update",
+                reason=f"wait for deployment {desired.name}: {live.state.summary()}",
+            )
+        return Comparison([], None)
 
     def describe(self, body: JsonObject) -> JsonObject:
         return {k: v for k, v in body.items() if k != "allocation_status"}
@@ -299,20 +317,23 @@ class Deployments(ResourceKind[DeploymentDesired]):
             interval = min(interval * 1.5, self.max_poll_interval_s)
 
     def update(self, change: Change, desired: DeploymentDesired, context: ApplyContext) -> None:
-        body: JsonObject = {}
-        if "adaptive_allocations" in desired.body:
-            body["adaptive_allocations"] = desired.body["adaptive_allocations"]
-        else:
-            body["number_of_allocations"] = desired.body["number_of_allocations"]
-            if change.live is not None and "adaptive_allocations" in change.live.body:
-                disabled: JsonValue = {"enabled": False}
-                body["adaptive_allocations"] = disabled
-        self.call(
-            f"update deployment {desired.name}",
-            self.client.ml.update_trained_model_deployment,
-            model_id=desired.name,
-            body=body,
-        )
+        """Allocations change in place (``_update``); a deployment that is only short of its declared
+        state is waited for, without a write."""
+        if any(entry.path != STATE_PATH for entry in change.diff):
+            body: JsonObject = {}
+            if "adaptive_allocations" in desired.body:
+                body["adaptive_allocations"] = desired.body["adaptive_allocations"]
+            else:
+                body["number_of_allocations"] = desired.body["number_of_allocations"]
+                if change.live is not None and "adaptive_allocations" in change.live.body:
+                    disabled: JsonValue = {"enabled": False}
+                    body["adaptive_allocations"] = disabled
+            self.call(
+                f"update deployment {desired.name}",
+                self.client.ml.update_trained_model_deployment,
+                model_id=desired.name,
+                body=body,
+            )
         self.wait(desired)
 
     def replace(self, change: Change, desired: DeploymentDesired, context: ApplyContext) -> None:

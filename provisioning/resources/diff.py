@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from provisioning.canonical import canonical_mappings, same_value
 from provisioning.json_types import JsonObject, JsonValue
 
 Op = Literal["add", "remove", "change"]
+STATE_PATH = "state"  # the diff path of an observed state short of the declared one (not a body field)
 
 
 @dataclass(frozen=True)
@@ -34,36 +36,6 @@ class DiffEntry:
 
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
-
-
-def scalar(value: JsonValue) -> JsonValue:
-    """Elasticsearch's string form of a setting value (``1`` and ``"1"`` are the same setting)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-    if isinstance(value, list):
-        return [scalar(v) for v in value]
-    return value
-
-
-def flatten_settings(settings: Mapping[str, JsonValue] | None, *, index_prefix: bool = True) -> JsonObject:
-    """``{"index": {"number_of_shards": 1}}`` and ``{"number_of_shards": "1"}`` both become
-    ``{"index.number_of_shards": "1"}``."""
-    out: JsonObject = {}
-
-    def walk(node: Mapping[str, JsonValue], prefix: str) -> None:
-        for key, value in node.items():
-            path = _join(prefix, str(key))
-            if isinstance(value, dict):
-                walk(value, path)
-            else:
-                out[path] = scalar(value)
-
-    walk(settings or {}, "")
-    if index_prefix:
-        out = {(k if k.startswith("index.") else f"index.{k}"): v for k, v in out.items()}
-    return out
 
 
 def equal(a: JsonValue, b: JsonValue) -> bool:
@@ -133,11 +105,20 @@ def mapping_diff(
     prefix: str = "",
     fields_exact: bool = True,
 ) -> list[DiffEntry]:
-    """Mappings compared on what the spec says; live-only field parameters are Elasticsearch defaults.
+    """Two ``mappings`` objects compared in Elasticsearch's normal form (:mod:`.canonical`), on what
+    the stack says: live-only field parameters are Elasticsearch defaults, values compare parsed.
 
     With ``fields_exact`` (templates), a field present live but not declared is drift; without it
     (indices), such fields came from dynamic mapping and are not.
     """
+    return _mapping_diff(
+        canonical_mappings(desired), canonical_mappings(live), prefix=prefix, root=prefix, exact=fields_exact
+    )
+
+
+def _mapping_diff(
+    desired: Mapping[str, JsonValue], live: Mapping[str, JsonValue], *, prefix: str, root: str, exact: bool
+) -> list[DiffEntry]:
     out: list[DiffEntry] = []
     in_field = not prefix.endswith("properties") and prefix.rsplit(".", 2)[-2:-1] == ["properties"]
     for key, want in desired.items():
@@ -147,15 +128,13 @@ def mapping_diff(
                 continue
             out.append(DiffEntry(path, "add", None, want))
         elif isinstance(want, dict) and isinstance(have := live[key], dict):
-            out.extend(mapping_diff(want, have, prefix=path, fields_exact=fields_exact))
-        elif not equal(want, live[key]):
+            out.extend(_mapping_diff(want, have, prefix=path, root=root, exact=exact))
+        elif not same_value(want, live[key]):
             out.append(DiffEntry(path, "change", live[key], want))
-    if fields_exact and prefix.endswith("properties"):
+    if exact and (prefix.endswith("properties") or prefix == root):
         out.extend(
             DiffEntry(_join(prefix, str(k)), "remove", live[k], None) for k in live if k not in desired
         )
-    if fields_exact and not prefix:
-        out.extend(DiffEntry(str(k), "remove", live[k], None) for k in live if k not in desired)
     return out
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from provisioning.canonical import canonical_aliases, flatten_settings
 from provisioning.changes import Change, Desired, Live
+from provisioning.cluster import ClusterError
 from provisioning.json_types import JsonObject, as_int, as_object
 from provisioning.resources.base import (
     ApplyContext,
@@ -20,7 +22,7 @@ from provisioning.resources.base import (
     owner_of,
     ownership_meta,
 )
-from provisioning.resources.diff import DiffEntry, diff, drop_none, flatten_settings, mapping_diff
+from provisioning.resources.diff import STATE_PATH, DiffEntry, diff, drop_none, mapping_diff
 from provisioning.stackfile.stack import Stack
 
 # Changing one of these on an existing field needs a new index.
@@ -57,6 +59,16 @@ def _is_incompatible(entry: DiffEntry) -> bool:
 def _is_static(entry: DiffEntry) -> bool:
     key = entry.path.removeprefix("settings.")
     return entry.path.startswith("settings.") and any(key == s or key.startswith(s) for s in STATIC_SETTINGS)
+
+
+HEALTH_WAIT = "30s"  # how long apply waits for a red index to get its primaries back
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexLive(Live):
+    """An index with its health (``GET _cluster/health/<indices>?level=indices``), None when unknown."""
+
+    health: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,13 +137,29 @@ class Indices(ResourceKind[IndexDesired]):
                 allow_no_indices=True,
             )
             bodies.update(extra or {})
+        found_names = [n for n in names if n in bodies]
+        health = self._health(found_names)
         out: dict[str, Live] = {}
         for index, item in bodies.items():
             body = as_object(item)
             managed_by, owner = owner_of(as_object(body.get("mappings")).get("_meta"))
             if index in names or owner == stack.spec.name:
-                out[index] = Live(self.kind, index, body, owner, managed_by)
+                out[index] = IndexLive(self.kind, index, body, owner, managed_by, health=health.get(index))
         return out
+
+    def _health(self, names: list[str]) -> dict[str, str]:
+        """Each existing declared index's health status (one request; none when there is none)."""
+        if not names:
+            return {}
+        found = self.call(
+            "read index health",
+            self.client.cluster.health,
+            index=",".join(names),
+            level="indices",
+            filter_path="indices.*.status",
+        )
+        statuses = as_object(found.get("indices"))
+        return {name: str(as_object(v).get("status")) for name, v in statuses.items()}
 
     def _live_settings(self, live: Live) -> JsonObject:
         flat = flatten_settings(as_object(live.body.get("settings")))
@@ -143,8 +171,18 @@ class Indices(ResourceKind[IndexDesired]):
         changes += mapping_diff(
             desired.mappings, as_object(live.body.get("mappings")), prefix="mappings", fields_exact=False
         )
-        changes += diff(desired.aliases, as_object(live.body.get("aliases")), prefix="aliases")
+        changes += diff(
+            canonical_aliases(desired.aliases),
+            canonical_aliases(as_object(live.body.get("aliases"))),
+            prefix="aliases",
+        )
         if not changes:
+            if isinstance(live, IndexLive) and live.health == "red":
+                return Comparison(
+                    [DiffEntry(STATE_PATH, "change", "red", "yellow")],
+                    "update",
+                    reason=f"wait for index {desired.name}: health red (a primary shard is not allocated)",
+                )
             return Comparison([], None)
         blocking = [c for c in changes if _is_incompatible(c) or _is_static(c)]
         if blocking:
@@ -162,8 +200,24 @@ class Indices(ResourceKind[IndexDesired]):
         )
 
     def update(self, change: Change, desired: IndexDesired, context: ApplyContext) -> None:
-        """Applies exactly the planned diff: the mapping (additive), dynamic settings, aliases."""
+        """Applies exactly the planned diff: the mapping (additive), dynamic settings, aliases; an
+        index that is only red is waited for (``wait_for_status=yellow``), without a write."""
         paths = {c.path.split(".")[0] for c in change.diff}
+        if paths == {STATE_PATH}:
+            found = self.call_or_none(
+                f"wait for index {desired.name}",
+                self.client.options(ignore_status=408).cluster.health,
+                index=desired.name,
+                wait_for_status="yellow",
+                timeout=HEALTH_WAIT,
+            )
+            status = as_object(found).get("status")
+            if status not in ("green", "yellow"):
+                raise ClusterError(
+                    f"index {desired.name} is still {status} after {HEALTH_WAIT}: a primary shard is not allocated "
+                    f"(see GET _cluster/allocation/explain)"
+                )
+            return
         if "mappings" in paths:
             self.call(
                 f"update mapping of {desired.name}",

@@ -8,6 +8,7 @@ Licenses are never removed, so this kind is neither pruned nor destroyed.
 from __future__ import annotations
 
 from provisioning.changes import MANAGED_BY, Desired, Live
+from provisioning.cluster import ClusterError
 from provisioning.json_types import as_object, as_str
 from provisioning.resources.base import ApplyContext, Comparison, ResourceKind, Survey
 from provisioning.resources.diff import DiffEntry
@@ -48,7 +49,12 @@ class License(ResourceKind[Desired]):
         return Comparison(changes, "update", reason="start a 30-day trial license (ML deployments need it)")
 
     def create(self, desired: Desired, context: ApplyContext) -> None:
-        self.call("start trial license", self.client.license.post_start_trial, acknowledge=True)
+        """``POST _license/start_trial?acknowledge=true``; an answer that the trial did not start is
+        an error (the next plan shows the license change again), not a change done."""
+        answer = self.call("start trial license", self.client.license.post_start_trial, acknowledge=True)
+        if answer.get("trial_was_started") is not True:
+            why = as_str(answer.get("error_message")) or "Elasticsearch did not say why"
+            raise ClusterError(f"the trial license did not start: {why}")
 
     def delete(self, live: Live, context: ApplyContext) -> None:
         """Licenses are never removed."""

@@ -11,7 +11,11 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import ClassVar
 
+from elasticsearch import ApiError, TransportError
+
+from provisioning.canonical import canonical_aliases, flatten_settings, without_server_managed
 from provisioning.changes import Desired, Live
+from provisioning.cluster import error_text
 from provisioning.json_types import JsonObject, JsonValue, as_list, as_object, as_str
 from provisioning.resources.base import (
     ApplyContext,
@@ -21,7 +25,7 @@ from provisioning.resources.base import (
     owner_of,
     ownership_meta,
 )
-from provisioning.resources.diff import DiffEntry, diff, drop_none, flatten_settings, mapping_diff
+from provisioning.resources.diff import DiffEntry, diff, drop_none, mapping_diff
 from provisioning.stackfile.schema import TemplateBody
 from provisioning.stackfile.stack import Stack
 
@@ -46,7 +50,11 @@ def compare_template_part(desired: JsonObject, live: JsonObject, prefix: str) ->
     out += mapping_diff(
         as_object(desired.get("mappings")), as_object(live.get("mappings")), prefix=f"{prefix}.mappings"
     )
-    out += diff(as_object(desired.get("aliases")), as_object(live.get("aliases")), prefix=f"{prefix}.aliases")
+    out += diff(
+        canonical_aliases(as_object(desired.get("aliases"))),
+        canonical_aliases(as_object(live.get("aliases"))),
+        prefix=f"{prefix}.aliases",
+    )
     return out
 
 
@@ -80,7 +88,7 @@ class _TemplateKind(ResourceKind[Desired]):
         for entry in as_list((self._get_all() or {}).get(self.list_key)):
             item = as_object(entry)
             name = as_str(item.get("name"), "") or ""
-            body = as_object(item.get(self.item_key))
+            body = without_server_managed(as_object(item.get(self.item_key)))
             if not body.get("composed_of"):
                 body.pop("composed_of", None)
             managed_by, owner = owner_of(body.get("_meta"))
@@ -153,6 +161,24 @@ class IndexTemplates(_TemplateKind):
         self.call_or_none(
             f"delete index template {name}", self.client.indices.delete_index_template, name=name
         )
+
+    def dry_run(self, desired: Desired, stack: Stack) -> str | None:
+        """``POST _index_template/_simulate/<name>`` with the declared body, its component templates
+        merged in (they may not exist on the cluster yet): Elasticsearch validates it as it would a
+        PUT (mappings parsed by the full mapper, same-priority overlaps with other templates)
+        without storing anything. The name makes it replace this template in the simulation."""
+        composed = stack.composed_template(desired.name)
+        body: JsonObject = {k: v for k, v in desired.body.items() if k not in ("composed_of", "template")}
+        template: JsonObject = {part: value for part, value in composed.items() if value}
+        if template:
+            body["template"] = template
+        try:
+            self.client.indices.simulate_template(name=desired.name, body=body)
+        except ApiError as exc:
+            return error_text(exc)
+        except TransportError as exc:
+            raise self.cluster.error(exc, f"simulate index template {desired.name}") from None
+        return None
 
     def desired(self, stack: Stack) -> list[Desired]:
         out = []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from provisioning.canonical import canonical_mappings
 from provisioning.errors import Location
 from provisioning.json_types import JsonObject
 from provisioning.mappings import deep_merge, pattern_matches
@@ -13,6 +15,21 @@ from provisioning.stackfile.schema import IndexSpec, IndexTemplateSpec, ModelSpe
 from provisioning.stackfile.source import Located, PathKey
 
 BodyPart = Literal["settings", "mappings", "aliases"]
+
+
+def compose(layers: Sequence[TemplateBody | IndexSpec]) -> dict[BodyPart, JsonObject]:
+    """Settings, mappings and aliases of ``layers`` merged in order, later ones winning; mappings
+    are merged in normal form (a dotted field name is the object path it stands for), as
+    Elasticsearch merges them."""
+    merged: dict[BodyPart, JsonObject] = {"settings": {}, "mappings": {}, "aliases": {}}
+    for layer in layers:
+        if layer.settings:
+            merged["settings"] = deep_merge(merged["settings"], layer.settings)
+        if layer.mappings:
+            merged["mappings"] = deep_merge(merged["mappings"], canonical_mappings(layer.mappings))
+        if layer.aliases:
+            merged["aliases"] = deep_merge(merged["aliases"], layer.aliases)
+    return merged
 
 
 @dataclass(frozen=True)
@@ -45,36 +62,36 @@ class Stack:
             return None
         return max(matches, key=lambda item: item[1].priority or 0)
 
+    def template_layers(self, template: IndexTemplateSpec) -> list[TemplateBody]:
+        """The bodies an index template composes, in order: its component templates (``composed_of``
+        order, the declared ones), then its own ``template``."""
+        layers = [
+            self.spec.component_templates[c].template
+            for c in template.composed_of
+            if c in self.spec.component_templates
+        ]
+        if template.template:
+            layers.append(template.template)
+        return layers
+
+    def composed_template(self, name: str) -> dict[BodyPart, JsonObject]:
+        """Index template ``name`` with its declared component templates merged in, as Elasticsearch
+        composes them (MetadataIndexTemplateService): what an index it matches gets."""
+        return compose(self.template_layers(self.spec.index_templates[name]))
+
     def effective_body(self, index: str) -> dict[BodyPart, JsonObject]:
         """Settings, mappings and aliases ``index`` gets from its template, components and own body.
 
         Component templates apply in ``composed_of`` order, then the index template's own
         template, then the index's declaration: the order Elasticsearch composes them in.
         """
-        merged: dict[BodyPart, JsonObject] = {"settings": {}, "mappings": {}, "aliases": {}}
         layers: list[TemplateBody | IndexSpec] = []
         found = self.template_for(index)
         if found:
-            _, tpl = found
-            layers += [
-                self.spec.component_templates[c].template
-                for c in tpl.composed_of
-                if c in self.spec.component_templates
-            ]
-            if tpl.template:
-                layers.append(tpl.template)
+            layers += self.template_layers(found[1])
         if index in self.spec.indices:
             layers.append(self.spec.indices[index])
-        for layer in layers:
-            parts: dict[BodyPart, JsonObject | None] = {
-                "settings": layer.settings,
-                "mappings": layer.mappings,
-                "aliases": layer.aliases,
-            }
-            for part, value in parts.items():
-                if value:
-                    merged[part] = deep_merge(merged[part], value)
-        return merged
+        return compose(layers)
 
     def effective_mappings(self, index: str) -> JsonObject:
         """The mappings ``index`` gets from its template, component templates and own declaration."""

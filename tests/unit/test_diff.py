@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from provisioning.resources.diff import diff, equal, flatten_settings, mapping_diff
+from provisioning.canonical import flatten_settings
+from provisioning.resources.diff import diff, equal, mapping_diff
 
 
 def test_settings_in_any_spelling_compare_equal() -> None:
