@@ -93,7 +93,7 @@ def _is_default(field: Mapping[str, JsonValue], param: str, value: JsonValue) ->
     declared = field.get("type", "object" if "properties" in field else None)
     kind = declared if isinstance(declared, str) else None
     for key in ((kind, param), (None, param)):
-        if key in FIELD_DEFAULTS and equal(FIELD_DEFAULTS[key], value):
+        if key in FIELD_DEFAULTS and same_value(FIELD_DEFAULTS[key], value):
             return True
     return False
 
