@@ -17,10 +17,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from es_sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from provisioning.apply import apply_plan  # noqa: E402
 from provisioning.cluster import Cluster, ConnectionOptions  # noqa: E402
 from provisioning.plan import make_plan  # noqa: E402
-from provisioning.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from provisioning.spec import load_stack  # noqa: E402
 from tests.integration.test_quickstart import absolute_stack  # noqa: E402
 

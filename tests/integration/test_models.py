@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
+from es_sandbox import SandboxServer
 from provisioning.apply import apply_plan
 from provisioning.embedding import tracing
 from provisioning.errors import ProvisionError
 from provisioning.plan import make_destroy_plan, make_plan
 from provisioning.resources import models as model_kinds
-from provisioning.sandbox import SandboxServer
 from tests.conftest import Target, sandbox_config
 from tests.integration.models_support import MAX_LEN, TEXT_MODEL, model_stack, untrained_text_model
 from tests.integration.stacks import connect, load, unique

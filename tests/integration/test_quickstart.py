@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
+from es_sandbox import SandboxServer
 from provisioning.apply import apply_plan
 from provisioning.plan import make_destroy_plan, make_plan
-from provisioning.sandbox import SandboxServer
 from provisioning.spec import load_stack
 from provisioning.verify import SmokeTester, evaluate, recall_at_k
 from tests.conftest import REPO, Target

@@ -16,9 +16,9 @@ import jsonschema
 import pytest
 from elasticsearch import Elasticsearch
 
+from es_sandbox import Faults, SandboxServer
 from provisioning.apply import PlanNotApplicable, apply_plan
 from provisioning.plan import make_destroy_plan, make_plan, plan_schema
-from provisioning.sandbox import Faults, SandboxServer
 from tests.conftest import REPO, Target, sandbox_config
 from tests.integration.stacks import connect, load, resources_stack, unique, write_stack
 

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from provisioning.sandbox import SandboxServer
+from es_sandbox import SandboxServer
 from tests.conftest import Target, sandbox_config
 
 HIDDEN = 32

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from provisioning.sandbox import Faults, SandboxServer
+from es_sandbox import Faults, SandboxServer
 from tests.conftest import Target, sandbox_config
 
 pytestmark = pytest.mark.usefixtures("sandbox")  # sandbox-only: skipped against a real cluster
