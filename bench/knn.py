@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from es_sandbox import SandboxConfig, SandboxServer
 from es_sandbox.http import Request
-from es_sandbox.mapping import DocumentParser
+from es_sandbox.mapper.documents import DocumentParser
 from es_sandbox.metadata import indices_part
 
 INDEX = "bench-knn"

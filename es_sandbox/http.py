@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from es_sandbox import jsonio
+from es_sandbox.suggestions import levenshtein_similarity
 
 if TYPE_CHECKING:
     from es_sandbox.state import SandboxState
@@ -108,7 +109,6 @@ def parse_failure(parser: str, field_name: str, cause: ApiError | None = None) -
 
 def unknown_field(parser: str, field_name: str, known: Iterable[str] = ()) -> ApiError:
     """ES's ObjectParser error for an unknown key, with its did-you-mean suggestion."""
-    from es_sandbox.util import levenshtein_similarity
 
     reason = f"[{parser}] unknown field [{field_name}]"
     close = sorted(k for k in known if levenshtein_similarity(field_name, k) > 0.7)

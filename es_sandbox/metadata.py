@@ -26,14 +26,9 @@ from es_sandbox import jsonio
 from es_sandbox import settings as index_settings
 from es_sandbox.config import ES_VERSION
 from es_sandbox.http import ApiError, bad_request
-from es_sandbox.mapping import (
-    CompiledMapping,
-    MappingContext,
-    compile_mapping,
-    count_fields,
-    merge_mappings,
-    parse_mapping,
-)
+from es_sandbox.mapper.lookup import CompiledMapping, compile_mapping
+from es_sandbox.mapper.merging import count_fields, merge_mappings
+from es_sandbox.mapper.parsing import MappingContext, parse_mapping
 from es_sandbox.persistence import link_or_copy, register_loader, write_file
 from es_sandbox.state import SandboxState
 from es_sandbox.store import DocRecord, IndexStore, VectorColumn

@@ -19,29 +19,15 @@ import numpy as np
 
 from es_sandbox.dates import format_millis
 from es_sandbox.http import ApiError, Request
-from es_sandbox.knn import parse_knn_clause, resolve_vector
-from es_sandbox.mapping import NUMERIC_TYPES, LeafField
+from es_sandbox.mapper.lookup import LeafField
+from es_sandbox.mapper.parameters import NUMERIC_TYPES
 from es_sandbox.metadata import Index, indices_part
-from es_sandbox.query import (
-    Knn,
-    MatchAll,
-    Query,
-    ShardContext,
-    iter_queries,
-    parse_query,
-    parsing_error,
-    query_string,
-)
+from es_sandbox.node import NODE_ID
+from es_sandbox.query.context import ShardContext, parsing_error
+from es_sandbox.query.nodes import Knn, MatchAll, Query, iter_queries
+from es_sandbox.query.parser import parse_knn_clause, parse_query, query_string
 from es_sandbox.state import SandboxState
-from es_sandbox.util import (
-    es_str,
-    filter_source,
-    get_path,
-    json_type,
-    now_millis,
-    simple_match,
-    split_names,
-)
+from es_sandbox.util import es_str, filter_source, get_path, json_type, now_millis, simple_match, split_names
 
 SEARCH_KEYS = {
     "query",
@@ -203,7 +189,7 @@ def format_field_value(leaf: LeafField, value: Any) -> Any:
     if ftype == "boolean":
         return value if isinstance(value, bool) else value == "true"
     if ftype == "geo_point":
-        from es_sandbox.mapping import parse_geo_point
+        from es_sandbox.mapper.geo import parse_geo_point
 
         lat, lon = parse_geo_point(value, leaf.path)
         return {"type": "Point", "coordinates": [lon, lat]}
@@ -450,7 +436,7 @@ def _shard_failure(shard: Shard, error: ApiError) -> dict[str, Any]:
     return {
         "shard": 0,
         "index": shard.index.name,
-        "node": "sandbox-node-id-000000",
+        "node": NODE_ID,
         "reason": error.to_error_object(),
     }
 
@@ -515,11 +501,11 @@ def execute(
     if "scroll" in request.params:
         raise out_of_scope("scroll", "scroll searches are not implemented (use from/size or search_after)")
     for clause in search.knn:
-        resolve_vector(state, clause)
+        clause.resolve_vector(state)
     if search.query is not None:
         for node in iter_queries(search.query):
             if isinstance(node, Knn):
-                resolve_vector(state, node)
+                node.resolve_vector(state)
     shards = open_shards(state, expression, request.params)
     return run(state, search, shards, started)
 
@@ -653,7 +639,7 @@ def _run_query(search: SearchRequest, shard: Shard) -> None:
     shard.scores = np.where(mask, scores, 0).astype(np.float32)
     results = []
     for clause in search.knn:
-        from es_sandbox.knn import knn_search
+        from es_sandbox.query.knn import knn_search
 
         filter_mask = None
         if clause.filters:

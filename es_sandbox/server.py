@@ -24,9 +24,10 @@ import yaml
 from es_sandbox import api, jsonio
 from es_sandbox.config import ES_VERSION, SandboxConfig
 from es_sandbox.http import ApiError, PlainError, Request, Response, Router
+from es_sandbox.node import BUILD_HASH
 from es_sandbox.params import COMMON, allowed_params
 from es_sandbox.state import LoggedRequest, SandboxState
-from es_sandbox.util import did_you_mean
+from es_sandbox.suggestions import did_you_mean
 
 log = logging.getLogger("es_sandbox")
 
@@ -39,7 +40,6 @@ BODY_TYPES = {
     "application/vnd.elasticsearch+x-ndjson",
 }
 SUPPORTED_COMPAT = (8, 9)
-BUILD_HASH = "sandbox"
 
 
 def _parse_media_type(header: str) -> tuple[str, dict[str, str]] | None:

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from es_sandbox.http import ApiError, bad_request
-from es_sandbox.util import flatten_settings, levenshtein_similarity, parse_time_value
+from es_sandbox.suggestions import levenshtein_similarity
+from es_sandbox.util import flatten_settings, parse_time_value
 
 # setting -> (kind, dynamic); kinds: int>=N, bool, time, str, list
 KNOWN: dict[str, tuple[str, bool]] = {

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from es_sandbox.http import ApiError
-from es_sandbox.mapping import ParsedDoc
+from es_sandbox.mapper.documents import ParsedDoc
 
 PRIMARY_TERM = 1
 _INITIAL_CAPACITY = 256

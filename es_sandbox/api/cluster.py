@@ -10,10 +10,12 @@ from typing import Any
 from es_sandbox.config import ES_VERSION, LUCENE_VERSION
 from es_sandbox.http import ApiError, PlainError, Request, Response, RouteTable, bad_request
 from es_sandbox.metadata import cluster_settings, indices_part
+from es_sandbox.ml.node import ml_node_attributes
+from es_sandbox.node import BUILD_DATE, BUILD_HASH, CLUSTER_UUID, NODE_ID
 from es_sandbox.state import SandboxState
+from es_sandbox.suggestions import levenshtein_similarity
 from es_sandbox.util import (
     flatten_settings,
-    levenshtein_similarity,
     nest_settings,
     new_uuid,
     now_millis,
@@ -23,11 +25,6 @@ from es_sandbox.util import (
 )
 
 routes = RouteTable()
-
-CLUSTER_UUID = "sandbox-cluster-uuid-00000"
-NODE_ID = "sandbox-node-id-000000"
-BUILD_HASH = "sandbox"
-BUILD_DATE = "2025-10-01T00:00:00.000Z"
 
 # Other areas (ML) add node attributes here: each callable returns attributes to merge in.
 NODE_ATTRIBUTE_HOOKS: list[Callable[[SandboxState], dict[str, str]]] = []
@@ -486,9 +483,7 @@ def xpack_info(state: SandboxState, request: Request) -> dict[str, Any]:
 
 def _node_attributes(state: SandboxState) -> dict[str, str]:
     """Node attributes; the ML area describes the ML ones (memory, processors, config version)."""
-    from es_sandbox import ml
-
-    attributes = dict(ml.ml_node_attributes(state))
+    attributes = dict(ml_node_attributes(state))
     for hook in NODE_ATTRIBUTE_HOOKS:
         attributes.update(hook(state))
     return dict(sorted(attributes.items()))

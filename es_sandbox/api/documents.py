@@ -18,7 +18,8 @@ from typing import Any
 
 from es_sandbox import ingest, jsonio
 from es_sandbox.http import ApiError, Request, Response, RouteTable, bad_request
-from es_sandbox.mapping import DocumentParser, merge_mappings
+from es_sandbox.mapper.documents import DocumentParser
+from es_sandbox.mapper.merging import merge_mappings
 from es_sandbox.metadata import (
     Index,
     create_index,

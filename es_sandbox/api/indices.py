@@ -8,7 +8,8 @@ from typing import Any
 
 from es_sandbox import settings as index_settings
 from es_sandbox.http import ApiError, Request, Response, RouteTable, bad_request
-from es_sandbox.mapping import MappingContext, count_fields, merge_mappings, parse_mapping
+from es_sandbox.mapper.merging import count_fields, merge_mappings
+from es_sandbox.mapper.parsing import MappingContext, parse_mapping
 from es_sandbox.metadata import (
     Index,
     cluster_setting,

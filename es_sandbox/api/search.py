@@ -7,8 +7,7 @@ from typing import Any
 
 from es_sandbox import search
 from es_sandbox.http import ApiError, Request, RouteTable
-from es_sandbox.knn import parse_knn_clause, resolve_vector
-from es_sandbox.query import parse_query
+from es_sandbox.query.parser import parse_knn_clause, parse_query
 from es_sandbox.state import SandboxState
 
 routes = RouteTable()
@@ -47,7 +46,7 @@ def knn_search_api(state: SandboxState, request: Request) -> dict[str, Any]:
     if filters is not None:
         items = filters if isinstance(filters, list) else [filters]
         clause.filters.extend(parse_query(item) for item in items)
-    resolve_vector(state, clause)
+    clause.resolve_vector(state)
     assert clause.k is not None
     search_request = search.parse_search(
         {k: v for k, v in body.items() if k in ("_source", "fields", "docvalue_fields", "stored_fields")},

@@ -7,7 +7,8 @@ from typing import Any
 
 from es_sandbox import settings as index_settings
 from es_sandbox.http import ApiError, Request, Response, RouteTable, bad_request, unknown_field
-from es_sandbox.mapping import MappingContext, merge_mappings, parse_mapping
+from es_sandbox.mapper.merging import merge_mappings
+from es_sandbox.mapper.parsing import MappingContext, parse_mapping
 from es_sandbox.metadata import (
     ComponentTemplate,
     IndexTemplate,

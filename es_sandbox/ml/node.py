@@ -14,6 +14,7 @@ from typing import Any
 
 from es_sandbox.config import ES_VERSION
 from es_sandbox.ml.configs import ML_CONFIG_VERSION
+from es_sandbox.node import NODE_ID
 from es_sandbox.state import SandboxState
 
 MAX_MACHINE_MEMORY_PERCENT = 30
@@ -21,10 +22,8 @@ ROLES = ["data", "data_content", "ingest", "master", "ml", "remote_cluster_clien
 
 
 def node_id(state: SandboxState) -> str:
-    """The node id ``_nodes`` reports (owned by the cluster API), so routing tables and stats agree."""
-    from es_sandbox.api import cluster  # the API module imports this package's users
-
-    return str(cluster.NODE_ID)
+    """The node id ``_nodes`` reports, so routing tables and stats agree."""
+    return NODE_ID
 
 
 def allocated_processors() -> int:
