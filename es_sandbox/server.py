@@ -26,6 +26,7 @@ from es_sandbox.config import ES_VERSION, SandboxConfig
 from es_sandbox.http import ApiError, PlainError, Request, Response, Router
 from es_sandbox.node import BUILD_HASH
 from es_sandbox.params import COMMON, allowed_params
+from es_sandbox.persistence import Persister
 from es_sandbox.state import LoggedRequest, SandboxState
 from es_sandbox.suggestions import did_you_mean
 
@@ -401,8 +402,6 @@ class SandboxServer:
     """A sandbox listening on host:port, in a background thread (tests) or the foreground (CLI)."""
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
-        from es_sandbox.persistence import Persister
-
         self.config = config or SandboxConfig()
         self.sandbox = Sandbox(self.config)
         self.persister: Persister | None = None

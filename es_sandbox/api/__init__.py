@@ -12,6 +12,7 @@ MODULES = [
     "es_sandbox.api.indices",
     "es_sandbox.api.templates",
     "es_sandbox.api.documents",
+    "es_sandbox.api.bulk",
     "es_sandbox.api.search",
     "es_sandbox.api.ingest",
     "es_sandbox.api.ml",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from es_sandbox import ingest
 from es_sandbox.http import ApiError, Request, Response, RouteTable, bad_request
+from es_sandbox.ingest_document import Dropped, IngestDocument
 from es_sandbox.metadata import indices_part
+from es_sandbox.pipelines import compile_pipeline, execute_pipeline, stored_pipelines
 from es_sandbox.state import SandboxState
 from es_sandbox.util import simple_match, split_names
 
@@ -31,10 +32,10 @@ GROK_PATTERNS = {
 def put_pipeline(state: SandboxState, request: Request) -> dict[str, Any]:
     pipeline_id = request.path_params["id"]
     body = request.json_object(required=True)
-    ingest.compile_pipeline(pipeline_id, body)
+    compile_pipeline(pipeline_id, body)
     if_version = request.param("if_version")
     with state.lock:
-        stored = ingest.pipelines(state)
+        stored = stored_pipelines(state)
         if if_version is not None:
             current = stored.get(pipeline_id)
             if current is None:
@@ -54,7 +55,7 @@ def get_pipeline(state: SandboxState, request: Request) -> Response:
     patterns = split_names(request.path_params.get("id")) or ["*"]
     summary = request.flag("summary")
     with state.lock:
-        stored = ingest.pipelines(state)
+        stored = stored_pipelines(state)
         out = {
             name: ({} if summary else copy.deepcopy(body))
             for name, body in sorted(stored.items())
@@ -69,7 +70,7 @@ def get_pipeline(state: SandboxState, request: Request) -> Response:
 def delete_pipeline(state: SandboxState, request: Request) -> dict[str, Any]:
     patterns = split_names(request.path_params["id"])
     with state.lock:
-        stored = ingest.pipelines(state)
+        stored = stored_pipelines(state)
         victims = [name for name in stored if any(simple_match(p, name) for p in patterns)]
         if not victims:
             raise ApiError(
@@ -116,7 +117,7 @@ def simulate(state: SandboxState, request: Request) -> dict[str, Any]:
             raise ApiError(400, "parse_exception", f"unknown field [{key}]")
     with state.lock:
         if pipeline_id is not None:
-            pipeline_body = ingest.pipelines(state).get(pipeline_id)
+            pipeline_body = stored_pipelines(state).get(pipeline_id)
             if pipeline_body is None:
                 raise bad_request(f"pipeline [{pipeline_id}] does not exist")
             pipeline_body = copy.deepcopy(pipeline_body)
@@ -130,7 +131,7 @@ def simulate(state: SandboxState, request: Request) -> dict[str, Any]:
                     property_name="pipeline",
                 )
     name = pipeline_id or "_simulate_pipeline"
-    ingest.compile_pipeline(name, pipeline_body)
+    compile_pipeline(name, pipeline_body)
     docs = body.get("docs")
     if not isinstance(docs, list):
         raise ApiError(400, "parse_exception", "[docs] required property is missing", property_name="docs")
@@ -145,11 +146,11 @@ def simulate(state: SandboxState, request: Request) -> dict[str, Any]:
         meta = {"_index": raw.get("_index", "_index"), "_id": raw.get("_id", "_id")}
         if raw.get("_routing") is not None:
             meta["_routing"] = raw["_routing"]
-        document = ingest.IngestDocument(copy.deepcopy(raw["_source"]), meta)
+        document = IngestDocument(copy.deepcopy(raw["_source"]), meta)
         trace: list[dict[str, Any]] | None = [] if verbose else None
         try:
-            ingest.execute_pipeline(state, name, pipeline_body, document, trace)
-        except ingest.Dropped:
+            execute_pipeline(state, name, pipeline_body, document, trace)
+        except Dropped:
             results.append({"processor_results": trace} if verbose else None)
             continue
         except ApiError as error:

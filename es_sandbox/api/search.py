@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from es_sandbox import search
 from es_sandbox.http import ApiError, Request, RouteTable
 from es_sandbox.query.parser import parse_knn_clause, parse_query
+from es_sandbox.search_phases import count, execute, open_shards, run
+from es_sandbox.search_request import parse_search
 from es_sandbox.state import SandboxState
 
 routes = RouteTable()
@@ -18,12 +19,12 @@ KNN_SEARCH_KEYS = ("knn", "filter", "_source", "fields", "docvalue_fields", "sto
 
 @routes.route("GET|POST", "/_search", "/{index}/_search", write=False, api="search")
 def search_api(state: SandboxState, request: Request) -> dict[str, Any]:
-    return search.execute(state, request, request.path_params.get("index"), request.json_object())
+    return execute(state, request, request.path_params.get("index"), request.json_object())
 
 
 @routes.route("GET|POST", "/_count", "/{index}/_count", write=False, api="count")
 def count_api(state: SandboxState, request: Request) -> dict[str, Any]:
-    return search.count(state, request, request.path_params.get("index"), request.json_object())
+    return count(state, request, request.path_params.get("index"), request.json_object())
 
 
 @routes.route("GET|POST", "/{index}/_knn_search", write=False, api="knn_search")
@@ -48,11 +49,11 @@ def knn_search_api(state: SandboxState, request: Request) -> dict[str, Any]:
         clause.filters.extend(parse_query(item) for item in items)
     clause.resolve_vector(state)
     assert clause.k is not None
-    search_request = search.parse_search(
+    search_request = parse_search(
         {k: v for k, v in body.items() if k in ("_source", "fields", "docvalue_fields", "stored_fields")},
         {},
     )
     search_request.knn = [clause]
     search_request.size = clause.k
-    shards = search.open_shards(state, request.path_params["index"], request.params)
-    return search.run(state, search_request, shards, started)
+    shards = open_shards(state, request.path_params["index"], request.params)
+    return run(state, search_request, shards, started)

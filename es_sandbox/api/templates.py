@@ -15,6 +15,7 @@ from es_sandbox.metadata import (
     TemplatesState,
     compose_mappings,
     parse_aliases,
+    patterns_overlap,
     resolve_template,
     template_mapping_raw,
     templates_part,
@@ -514,8 +515,6 @@ def simulate_template(state: SandboxState, request: Request) -> dict[str, Any]:
 
 
 def _overlap(a: str, b: str) -> bool:
-    from es_sandbox.metadata import patterns_overlap
-
     return patterns_overlap(a, b)
 
 

@@ -19,11 +19,7 @@ from typing import Any
 
 from es_sandbox.http import ApiError
 from es_sandbox.ml import runtime
-from es_sandbox.ml.configs import (
-    inference_config_name,
-    per_allocation_memory,
-    per_deployment_memory,
-)
+from es_sandbox.ml.configs import inference_config_name, per_allocation_memory, per_deployment_memory
 from es_sandbox.ml.node import discovery_node, node_id
 from es_sandbox.ml.references import model_references
 from es_sandbox.ml.store import Deployment, MlState, TrainedModel, ml_state

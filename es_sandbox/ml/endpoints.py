@@ -21,12 +21,7 @@ from es_sandbox.ml.configs import inference_config_name
 from es_sandbox.ml.deployments import StartRequest
 from es_sandbox.ml.references import model_references
 from es_sandbox.ml.store import InferenceEndpoint, ml_state
-from es_sandbox.ml.values import (
-    invalid_id_message,
-    is_valid_id,
-    license_error,
-    status_error,
-)
+from es_sandbox.ml.values import invalid_id_message, is_valid_id, license_error, status_error
 from es_sandbox.state import SandboxState
 
 TASK_TYPES = ("text_embedding", "sparse_embedding", "rerank", "completion", "chat_completion", "any")

@@ -17,11 +17,7 @@ from typing import Any
 
 from es_sandbox.http import ApiError
 from es_sandbox.ml.configs import NLP_TYPES, build_config, inference_config_name
-from es_sandbox.ml.deployments import (
-    check_ml_license,
-    deployment_stats,
-    estimate_memory,
-)
+from es_sandbox.ml.deployments import check_ml_license, deployment_stats, estimate_memory
 from es_sandbox.ml.references import model_references
 from es_sandbox.ml.store import MlState, TrainedModel, ml_state
 from es_sandbox.ml.values import (

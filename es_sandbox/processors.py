@@ -1,25 +1,26 @@
-"""Ingest pipelines: validation as ES's ConfigurationUtils does it, and execution of processors.
+"""Ingest processors: each type's configuration, validated as ES's ConfigurationUtils does, and its run.
 
-Implemented processors: ``inference`` (both ``input_output`` and ``field_map``/``target_field``
-forms, run through :func:`es_sandbox.ml.infer`), ``set`` (with ``{{field}}`` templates,
-``override``, ``copy_from``, ``ignore_empty_value``), ``remove``, ``rename``, ``append``,
-``lowercase``, ``uppercase``, ``trim``, ``convert``, ``drop``, ``fail`` and ``pipeline``; each with
-``tag``, ``description``, ``ignore_failure`` and ``on_failure``. Painless (``script`` processors and
-``if`` conditions) and the other ES processors are out of the sandbox's scope and are refused when
-the pipeline is stored, with a message saying so, rather than accepted and ignored.
+Implemented: ``inference`` (both ``input_output`` and ``field_map``/``target_field`` forms, run
+through :func:`es_sandbox.ml.infer`), ``set`` (with ``{{field}}`` templates, ``override``,
+``copy_from``, ``ignore_empty_value``), ``remove``, ``rename``, ``append``, ``lowercase``,
+``uppercase``, ``trim``, ``convert``, ``drop``, ``fail`` and ``pipeline`` (registered by
+:mod:`es_sandbox.pipelines`, which runs pipelines); each with ``tag``, ``description``,
+``ignore_failure`` and ``on_failure``. Painless (``script`` processors and ``if`` conditions) and
+the other ES processors are out of the sandbox's scope and are refused when the pipeline is stored,
+with a message saying so, rather than accepted and ignored.
 """
 
 from __future__ import annotations
 
 import copy
 import ipaddress
-import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from es_sandbox import ml
 from es_sandbox.http import ApiError
+from es_sandbox.ingest_document import Dropped, IngestDocument, java_type
 from es_sandbox.state import SandboxState
 from es_sandbox.util import es_str
 
@@ -37,6 +38,7 @@ IMPLEMENTED = (
     "fail",
     "pipeline",
 )
+
 KNOWN_ES_PROCESSORS = frozenset(
     {
         "attachment",
@@ -74,25 +76,8 @@ KNOWN_ES_PROCESSORS = frozenset(
         "user_agent",
     }
 )
+
 COMMON_OPTIONS = ("tag", "description", "if", "ignore_failure", "on_failure")
-PIPELINE_KEYS = (
-    "description",
-    "processors",
-    "on_failure",
-    "version",
-    "_meta",
-    "deprecated",
-    "created_date",
-    "modified_date",
-)
-
-_TEMPLATE = re.compile(r"\{\{\{?\s*([^{}\s]+)\s*\}?\}\}")
-
-
-def pipelines(state: SandboxState) -> dict[str, dict[str, Any]]:
-    """The stored pipelines (id -> body as GET returns it); shared with the ML area by contract."""
-    part: dict[str, dict[str, Any]] = state.part("pipelines", dict)
-    return part
 
 
 def config_error(
@@ -114,171 +99,6 @@ def config_error(
     return ApiError(400, type, message, **extra)
 
 
-# -------------------------------------------------------------------------------------------------
-# the document
-
-
-class Dropped(Exception):
-    """A drop processor ran: the document is not indexed."""
-
-
-@dataclass
-class IngestDocument:
-    source: dict[str, Any]
-    meta: dict[str, Any]
-    ingest: dict[str, Any] = field(default_factory=dict)
-
-    def _root_and_path(self, path: str) -> tuple[dict[str, Any], list[str]]:
-        if path.startswith("_ingest."):
-            return self.ingest, path[len("_ingest.") :].split(".")
-        if path in (
-            "_index",
-            "_id",
-            "_routing",
-            "_version",
-            "_version_type",
-            "_if_seq_no",
-            "_if_primary_term",
-        ):
-            return self.meta, [path]
-        if path.startswith("_source."):
-            path = path[len("_source.") :]
-        return self.source, path.split(".")
-
-    def has(self, path: str) -> bool:
-        root, parts = self._root_and_path(path)
-        node: Any = root
-        for part in parts:
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                return False
-        return True
-
-    def get(self, path: str) -> Any:
-        root, parts = self._root_and_path(path)
-        node: Any = root
-        for i, part in enumerate(parts):
-            if isinstance(node, dict):
-                if part not in node:
-                    raise ApiError(
-                        400,
-                        "illegal_argument_exception",
-                        f"field [{part}] not present as part of path [{path}]",
-                    )
-                node = node[part]
-            elif isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ApiError(
-                        400,
-                        "illegal_argument_exception",
-                        f"[{part}] is not an integer, cannot be used as an index as part of path [{path}]"
-                        if not part.isdigit()
-                        else f"[{part}] is out of bounds for array with length [{len(node)}] as part of path [{path}]",
-                    )
-                node = node[int(part)]
-            else:
-                raise ApiError(
-                    400,
-                    "illegal_argument_exception",
-                    f"cannot resolve [{part}] from object of type [{_java_type(node)}] as part of path [{path}]",
-                )
-            del i
-        return node
-
-    def set(self, path: str, value: Any) -> None:
-        root, parts = self._root_and_path(path)
-        node: Any = root
-        for part in parts[:-1]:
-            if isinstance(node, dict):
-                child = node.get(part)
-                if child is None:
-                    child = {}
-                    node[part] = child
-                node = child
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                raise ApiError(
-                    400,
-                    "illegal_argument_exception",
-                    f"cannot set [{parts[-1]}] with parent object of type [{_java_type(node)}] as part of path [{path}]",
-                )
-        if isinstance(node, list) and parts[-1].isdigit():
-            node[int(parts[-1])] = value
-        elif isinstance(node, dict):
-            node[parts[-1]] = value
-        else:
-            raise ApiError(
-                400,
-                "illegal_argument_exception",
-                f"cannot set [{parts[-1]}] with parent object of type [{_java_type(node)}] as part of path [{path}]",
-            )
-
-    def remove(self, path: str) -> None:
-        root, parts = self._root_and_path(path)
-        node: Any = root
-        for part in parts[:-1]:
-            if not isinstance(node, dict) or part not in node:
-                raise ApiError(
-                    400, "illegal_argument_exception", f"field [{part}] not present as part of path [{path}]"
-                )
-            node = node[part]
-        if not isinstance(node, dict) or parts[-1] not in node:
-            raise ApiError(
-                400, "illegal_argument_exception", f"field [{parts[-1]}] not present as part of path [{path}]"
-            )
-        del node[parts[-1]]
-
-    def render(self, template: Any) -> Any:
-        """Mustache-style ``{{field}}`` / ``{{{field}}}`` references (missing fields render empty)."""
-        if not isinstance(template, str) or "{{" not in template:
-            return template
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("ctx."):
-                name = name[4:]
-            if not self.has(name):
-                return ""
-            value = self.get(name)
-            if isinstance(value, (dict, list)):
-                return es_str(value)
-            return es_str(value)
-
-        return _TEMPLATE.sub(replace, template)
-
-    def to_simulate(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key in ("_index", "_id", "_routing"):
-            if self.meta.get(key) is not None:
-                out[key] = self.meta[key]
-        out["_version"] = str(self.meta.get("_version", "-3"))
-        out["_source"] = self.source
-        out["_ingest"] = {k: v for k, v in self.ingest.items() if not k.startswith("on_failure")}
-        return out
-
-
-def _java_type(value: Any) -> str:
-    if isinstance(value, str):
-        return "java.lang.String"
-    if isinstance(value, bool):
-        return "java.lang.Boolean"
-    if isinstance(value, int):
-        return "java.lang.Integer"
-    if isinstance(value, float):
-        return "java.lang.Double"
-    if isinstance(value, list):
-        return "java.util.ArrayList"
-    return "java.util.HashMap"
-
-
-# -------------------------------------------------------------------------------------------------
-# processors
-
-
 @dataclass
 class Processor:
     type: str
@@ -289,7 +109,7 @@ class Processor:
     run: Callable[[Processor, IngestDocument, SandboxState], None] | None = None
 
 
-class _Config:
+class ProcessorConfig:
     """Reads one processor's config, remembering which keys were consumed (ES refuses the rest)."""
 
     def __init__(self, ptype: str, tag: str | None, raw: Mapping[str, Any]) -> None:
@@ -309,7 +129,7 @@ class _Config:
             return default
         value = self.raw[name]
         if isinstance(value, (dict, list)):
-            raise self.error(name, "property isn't a string, but of type [" + _java_type(value) + "]")
+            raise self.error(name, "property isn't a string, but of type [" + java_type(value) + "]")
         return es_str(value)
 
     def boolean(self, name: str, default: bool) -> bool:
@@ -321,7 +141,7 @@ class _Config:
             return value
         if value in ("true", "false"):
             return bool(value == "true")
-        raise self.error(name, f"property isn't a boolean, but of type [{_java_type(value)}]")
+        raise self.error(name, f"property isn't a boolean, but of type [{java_type(value)}]")
 
     def any(self, name: str, required: bool = True) -> Any:
         self.used.add(name)
@@ -342,7 +162,7 @@ class _Config:
             return [value]
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return list(value)
-        raise self.error(name, f"property isn't a list, but of type [{_java_type(value)}]")
+        raise self.error(name, f"property isn't a list, but of type [{java_type(value)}]")
 
     def finish(self) -> None:
         unused = [k for k in self.raw if k not in self.used and k not in COMMON_OPTIONS]
@@ -359,7 +179,7 @@ def compile_processors(raw: Any, where: str = "processors") -> list[Processor]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise config_error(None, None, where, "property isn't a list, but of type [" + _java_type(raw) + "]")
+        raise config_error(None, None, where, "property isn't a list, but of type [" + java_type(raw) + "]")
     out: list[Processor] = []
     for item in raw:
         if not isinstance(item, dict):
@@ -408,7 +228,7 @@ def compile_processor(ptype: str, config: Any) -> Processor:
             "if",
             "conditions are painless scripts, which are out of the provision sandbox's scope",
         )
-    cfg = _Config(ptype, tag, config)
+    cfg = ProcessorConfig(ptype, tag, config)
     ignore_failure = cfg.boolean("ignore_failure", False)
     cfg.used.add("description")
     on_failure_raw = config.get("on_failure")
@@ -428,36 +248,10 @@ def compile_processor(ptype: str, config: Any) -> Processor:
     return processor
 
 
-def compile_pipeline(pipeline_id: str, body: Any) -> tuple[list[Processor], list[Processor]]:
-    """Validate a pipeline body; its processors and on_failure handlers."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "parse_exception", "request body is required")
-    unknown = [k for k in body if k not in PIPELINE_KEYS]
-    if unknown:
-        raise ApiError(
-            400,
-            "parse_exception",
-            f"pipeline [{pipeline_id}] doesn't support one or more provided configuration parameters [{', '.join(unknown)}]",
-        )
-    if "processors" not in body:
-        raise config_error(None, None, "processors", "required property is missing")
-    if "version" in body and body["version"] is not None and not isinstance(body["version"], int):
-        raise ApiError(400, "parse_exception", "[version] must be an integer")
-    if "_meta" in body and body["_meta"] is not None and not isinstance(body["_meta"], dict):
-        raise ApiError(400, "parse_exception", "[_meta] must be an object")
-    processors = compile_processors(body.get("processors"))
-    on_failure = compile_processors(body.get("on_failure"), "on_failure")
-    if "on_failure" in body and not on_failure:
-        raise config_error(
-            None, None, "on_failure", "pipeline on_failure must contain at least one processor"
-        )
-    return processors, on_failure
-
-
 # -- builders: read config at PUT time, attach the run function --------------------------------------
 
 
-def _build_set(p: Processor, cfg: _Config) -> None:
+def _build_set(p: Processor, cfg: ProcessorConfig) -> None:
     target = cfg.string("field")
     has_value = "value" in cfg.raw
     copy_from = cfg.string("copy_from", required=False)
@@ -493,7 +287,7 @@ def _render_value(doc: IngestDocument, value: Any) -> Any:
     return value
 
 
-def _build_remove(p: Processor, cfg: _Config) -> None:
+def _build_remove(p: Processor, cfg: ProcessorConfig) -> None:
     fields = cfg.strings("field", required="keep" not in cfg.raw)
     keep = cfg.strings("keep", required=False)
     if fields is not None and keep is not None:
@@ -517,7 +311,7 @@ def _build_remove(p: Processor, cfg: _Config) -> None:
     p.run = run
 
 
-def _build_rename(p: Processor, cfg: _Config) -> None:
+def _build_rename(p: Processor, cfg: ProcessorConfig) -> None:
     source = cfg.string("field")
     target = cfg.string("target_field")
     ignore_missing = cfg.boolean("ignore_missing", False)
@@ -538,7 +332,7 @@ def _build_rename(p: Processor, cfg: _Config) -> None:
     p.run = run
 
 
-def _build_append(p: Processor, cfg: _Config) -> None:
+def _build_append(p: Processor, cfg: ProcessorConfig) -> None:
     target = cfg.string("field")
     value = cfg.any("value")
     allow_duplicates = cfg.boolean("allow_duplicates", True)
@@ -558,8 +352,8 @@ def _build_append(p: Processor, cfg: _Config) -> None:
     p.run = run
 
 
-def _build_string(transform: Callable[[str], str]) -> Callable[[Processor, _Config], None]:
-    def build(p: Processor, cfg: _Config) -> None:
+def _build_string(transform: Callable[[str], str]) -> Callable[[Processor, ProcessorConfig], None]:
+    def build(p: Processor, cfg: ProcessorConfig) -> None:
         source = cfg.string("field")
         target = cfg.string("target_field", required=False, default=source)
         ignore_missing = cfg.boolean("ignore_missing", False)
@@ -593,7 +387,7 @@ def _build_string(transform: Callable[[str], str]) -> Callable[[Processor, _Conf
                 raise ApiError(
                     400,
                     "illegal_argument_exception",
-                    f"field [{src}] of type [{_java_type(value)}] cannot be cast to [java.lang.String]",
+                    f"field [{src}] of type [{java_type(value)}] cannot be cast to [java.lang.String]",
                 )
             doc.set(doc.render(target or src), result)
 
@@ -649,7 +443,7 @@ def _convert_value(value: Any, ctype: str, path: str) -> Any:
     return value
 
 
-def _build_convert(p: Processor, cfg: _Config) -> None:
+def _build_convert(p: Processor, cfg: ProcessorConfig) -> None:
     source = cfg.string("field")
     ctype = cfg.string("type")
     if ctype not in ("integer", "long", "float", "double", "string", "boolean", "ip", "auto"):
@@ -682,14 +476,14 @@ def _build_convert(p: Processor, cfg: _Config) -> None:
     p.run = run
 
 
-def _build_drop(p: Processor, cfg: _Config) -> None:
+def _build_drop(p: Processor, cfg: ProcessorConfig) -> None:
     def run(p: Processor, doc: IngestDocument, state: SandboxState) -> None:
         raise Dropped()
 
     p.run = run
 
 
-def _build_fail(p: Processor, cfg: _Config) -> None:
+def _build_fail(p: Processor, cfg: ProcessorConfig) -> None:
     message = cfg.string("message")
 
     def run(p: Processor, doc: IngestDocument, state: SandboxState) -> None:
@@ -698,27 +492,7 @@ def _build_fail(p: Processor, cfg: _Config) -> None:
     p.run = run
 
 
-def _build_pipeline(p: Processor, cfg: _Config) -> None:
-    name = cfg.string("name")
-    ignore_missing = cfg.boolean("ignore_missing_pipeline", False)
-
-    def run(p: Processor, doc: IngestDocument, state: SandboxState) -> None:
-        target = str(doc.render(name))
-        body = pipelines(state).get(target)
-        if body is None:
-            if ignore_missing:
-                return
-            raise ApiError(
-                400,
-                "illegal_argument_exception",
-                f"Pipeline processor configured for non-existent pipeline [{target}]",
-            )
-        execute_pipeline(state, target, body, doc)
-
-    p.run = run
-
-
-def _build_inference(p: Processor, cfg: _Config) -> None:
+def _build_inference(p: Processor, cfg: ProcessorConfig) -> None:
     model_id = cfg.string("model_id")
     input_output = cfg.any("input_output", required=False)
     field_map = cfg.any("field_map", required=False)
@@ -768,8 +542,6 @@ def _build_inference(p: Processor, cfg: _Config) -> None:
     target = target_field or default_target
 
     def run(p: Processor, doc: IngestDocument, state: SandboxState) -> None:
-        from es_sandbox import ml
-
         if pairs:
             texts: list[str] = []
             outputs: list[str] = []
@@ -824,8 +596,6 @@ def _build_inference(p: Processor, cfg: _Config) -> None:
 
 def _model_input_field(state: SandboxState, model_ref: str) -> str:
     """The model's first input field name (``input.field_names``), ES's default ``text_field``."""
-    from es_sandbox import ml
-
     with state.lock:
         store = ml.ml_state(state)
         model_id = store.resolve_model_id(model_ref)
@@ -839,7 +609,10 @@ def _model_input_field(state: SandboxState, model_ref: str) -> str:
     return "text_field"
 
 
-_BUILDERS: dict[str, Callable[[Processor, _Config], None]] = {
+Builder = Callable[[Processor, ProcessorConfig], None]
+
+# ``pipeline`` is registered by es_sandbox.pipelines: running it needs the stored pipelines.
+_BUILDERS: dict[str, Builder] = {
     "set": _build_set,
     "remove": _build_remove,
     "rename": _build_rename,
@@ -850,127 +623,16 @@ _BUILDERS: dict[str, Callable[[Processor, _Config], None]] = {
     "convert": _build_convert,
     "drop": _build_drop,
     "fail": _build_fail,
-    "pipeline": _build_pipeline,
     "inference": _build_inference,
 }
 
 
-# -------------------------------------------------------------------------------------------------
-# execution
+def register_processor(processor_type: str, builder: Builder) -> None:
+    """Add the builder of an implemented processor type that needs more than a document to run.
 
-
-def _ingest_timestamp() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-
-
-def _run_processors(
-    state: SandboxState,
-    pipeline_id: str,
-    processors: list[Processor],
-    on_failure: list[Processor],
-    doc: IngestDocument,
-    trace: list[dict[str, Any]] | None,
-) -> None:
-    for processor in processors:
-        try:
-            assert processor.run is not None
-            processor.run(processor, doc, state)
-            if trace is not None:
-                entry = {
-                    "processor_type": processor.type,
-                    "status": "success",
-                    "doc": copy.deepcopy(doc.to_simulate()),
-                }
-                if processor.tag:
-                    entry["tag"] = processor.tag
-                trace.append(entry)
-        except Dropped:
-            if trace is not None:
-                trace.append({"processor_type": processor.type, "status": "dropped"})
-            raise
-        except ApiError as error:
-            if processor.ignore_failure:
-                if trace is not None:
-                    trace.append(
-                        {
-                            "processor_type": processor.type,
-                            "status": "error_ignored",
-                            "ignored_error": {"error": error.to_error()},
-                            "doc": copy.deepcopy(doc.to_simulate()),
-                        }
-                    )
-                continue
-            handlers = processor.on_failure or on_failure
-            if not handlers:
-                raise _wrap(error, processor, pipeline_id) from None
-            previous = {
-                k: doc.ingest.get(k)
-                for k in (
-                    "on_failure_message",
-                    "on_failure_processor_type",
-                    "on_failure_processor_tag",
-                    "on_failure_pipeline",
-                )
-            }
-            doc.ingest["on_failure_message"] = error.reason
-            doc.ingest["on_failure_processor_type"] = processor.type
-            if processor.tag:
-                doc.ingest["on_failure_processor_tag"] = processor.tag
-            doc.ingest["on_failure_pipeline"] = pipeline_id
-            _run_processors(state, pipeline_id, handlers, [], doc, trace)
-            for key, value in previous.items():
-                if value is None:
-                    doc.ingest.pop(key, None)
-                else:
-                    doc.ingest[key] = value
-            if not processor.on_failure:
-                return  # pipeline-level on_failure ends the pipeline
-
-
-def _wrap(error: ApiError, processor: Processor, pipeline_id: str) -> ApiError:
-    """Processor errors carry the processor's identity, as ES's IngestProcessorException does."""
-    if "processor_type" in error.extra:
-        return error
-    wrapped = ApiError(error.status, error.type, error.reason, **error.extra)
-    wrapped.caused_by = error.caused_by
-    wrapped.extra.setdefault("processor_type", processor.type)
-    if processor.tag:
-        wrapped.extra.setdefault("processor_tag", processor.tag)
-    return wrapped
-
-
-def execute_pipeline(
-    state: SandboxState,
-    pipeline_id: str,
-    body: Mapping[str, Any],
-    doc: IngestDocument,
-    trace: list[dict[str, Any]] | None = None,
-) -> None:
-    processors, on_failure = compile_pipeline(pipeline_id, dict(body))
-    doc.ingest.setdefault("timestamp", _ingest_timestamp())
-    doc.ingest["pipeline"] = pipeline_id
-    _run_processors(state, pipeline_id, processors, on_failure, doc, trace)
-
-
-def run_for_index(
-    state: SandboxState,
-    pipeline_ids: list[str],
-    source: dict[str, Any],
-    meta: dict[str, Any],
-) -> dict[str, Any] | None:
-    """Run the pipelines a write goes through; the new source, or None when a processor dropped it."""
-    doc = IngestDocument(copy.deepcopy(source), dict(meta))
-    stored = pipelines(state)
-    try:
-        for pipeline_id in pipeline_ids:
-            body = stored.get(pipeline_id)
-            if body is None:
-                raise ApiError(
-                    400, "illegal_argument_exception", f"pipeline with id [{pipeline_id}] does not exist"
-                )
-            execute_pipeline(state, pipeline_id, body, doc)
-    except Dropped:
-        return None
-    meta.update(doc.meta)
-    return doc.source
+    As Elasticsearch's ``PipelineProcessor.Factory`` is given the IngestService, the ``pipeline``
+    processor is built by :mod:`es_sandbox.pipelines`, which registers it here.
+    """
+    if processor_type not in IMPLEMENTED:
+        raise ValueError(f"not an implemented processor type: {processor_type}")
+    _BUILDERS[processor_type] = builder

@@ -1,11 +1,10 @@
-"""``_search``, ``_count`` and ``_knn_search``: request parsing, per-index execution, merge, fetch.
+"""Running a parsed search: the query phase on each index, the merge, sorting and paging, the fetch.
 
-Each index is one shard. A request is validated as a whole first (body keys, query syntax, kNN
-parameters: these fail with a plain 400 as in ES), then run per index against that index's
-current searcher; errors raised while building a query on an index are shard failures, reported
-as ES does (``search_phase_execution_exception`` "all shards failed" when every index failed).
-Top-level ``knn`` is hybrid with ``query`` the way ES combines them: the union of the query's
-matches and each clause's global top ``k``, scores summed (each clause's scores times its boost).
+Each index is one shard, searched against its current searcher; errors raised while building a
+query on an index are shard failures, reported as ES does (``search_phase_execution_exception``
+"all shards failed" when every index failed). Top-level ``knn`` is hybrid with ``query`` the way
+ES combines them: the union of the query's matches and each clause's global top ``k``, scores
+summed (each clause's scores times its boost). ``_count`` runs the query phase only.
 """
 
 from __future__ import annotations
@@ -17,406 +16,25 @@ from typing import Any
 
 import numpy as np
 
-from es_sandbox.dates import format_millis
+from es_sandbox.fetch import fetch_fields, render_source
 from es_sandbox.http import ApiError, Request
-from es_sandbox.mapper.lookup import LeafField
 from es_sandbox.mapper.parameters import NUMERIC_TYPES
 from es_sandbox.metadata import Index, indices_part
 from es_sandbox.node import NODE_ID
 from es_sandbox.query.context import ShardContext, parsing_error
-from es_sandbox.query.nodes import Knn, MatchAll, Query, iter_queries
-from es_sandbox.query.parser import parse_knn_clause, parse_query, query_string
+from es_sandbox.query.knn import knn_search
+from es_sandbox.query.nodes import Knn, MatchAll, iter_queries
+from es_sandbox.query.parser import parse_query, query_string
+from es_sandbox.search_request import SearchRequest, out_of_scope, parse_search
 from es_sandbox.state import SandboxState
-from es_sandbox.util import es_str, filter_source, get_path, json_type, now_millis, simple_match, split_names
+from es_sandbox.util import now_millis
 
-SEARCH_KEYS = {
-    "query",
-    "knn",
-    "size",
-    "from",
-    "sort",
-    "_source",
-    "fields",
-    "track_total_hits",
-    "track_scores",
-    "min_score",
-    "post_filter",
-    "search_after",
-    "timeout",
-    "terminate_after",
-    "version",
-    "seq_no_primary_term",
-    "explain",
-    "stored_fields",
-    "docvalue_fields",
-    "stats",
-    "profile",
-    "indices_boost",
-    "runtime_mappings",
-    "aggs",
-    "aggregations",
-    "highlight",
-    "suggest",
-    "collapse",
-    "rescore",
-    "pit",
-    "retriever",
-    "rank",
-    "script_fields",
-    "ext",
-    "slice",
-    "_name",
-}
-OUT_OF_SCOPE = {
-    "aggs": "aggregations are not implemented",
-    "aggregations": "aggregations are not implemented",
-    "highlight": "highlighting is not implemented",
-    "suggest": "suggesters are not implemented",
-    "collapse": "field collapsing is not implemented",
-    "rescore": "rescoring is not implemented",
-    "pit": "point in time searches are not implemented",
-    "retriever": "retrievers are not implemented (use query + knn)",
-    "rank": "rank (RRF) is not implemented",
-    "script_fields": "script fields need painless",
-    "runtime_mappings": "runtime fields need painless",
-    "slice": "sliced scrolls are not implemented",
-    "profile": "profiling is not implemented",
-}
 MAX_RESULT_WINDOW = 10_000
-
-
-def out_of_scope(what: str, why: str) -> ApiError:
-    return ApiError(
-        400, "illegal_argument_exception", f"[{what}] is out of the provision sandbox's scope: {why}"
-    )
 
 
 def f32(value: float) -> float:
     """A score as ES prints it (a Java float): the shortest decimal of the float32 value."""
     return float(str(np.float32(value)))
-
-
-@dataclass
-class SourceSpec:
-    enabled: bool = True
-    includes: list[str] = field(default_factory=list)
-    excludes: list[str] = field(default_factory=list)
-    exclude_vectors: bool | None = None
-
-
-def parse_source_spec(raw: Any, params: Mapping[str, str] | None = None) -> SourceSpec:
-    spec = SourceSpec()
-    if raw is not None:
-        if isinstance(raw, bool):
-            spec.enabled = raw
-        elif isinstance(raw, str):
-            spec.includes = [raw]
-        elif isinstance(raw, list):
-            spec.includes = [str(v) for v in raw]
-        elif isinstance(raw, dict):
-            for key, value in raw.items():
-                if key in ("includes", "include"):
-                    spec.includes = [value] if isinstance(value, str) else [str(v) for v in value]
-                elif key in ("excludes", "exclude"):
-                    spec.excludes = [value] if isinstance(value, str) else [str(v) for v in value]
-                elif key == "exclude_vectors":
-                    spec.exclude_vectors = bool(value)
-                else:
-                    raise parsing_error(f"Unknown key for a {json_type(value)} in [{key}].")
-        else:
-            raise parsing_error(
-                "Expected one of [VALUE_BOOLEAN, VALUE_STRING, START_ARRAY, START_OBJECT] but found ["
-                + json_type(raw)
-                + "]"
-            )
-    if params:
-        value = params.get("_source")
-        if value is not None:
-            if value in ("true", "false"):
-                spec.enabled = value == "true"
-            else:
-                spec.includes = split_names(value)
-        if params.get("_source_includes") is not None:
-            spec.includes = split_names(params["_source_includes"])
-        if params.get("_source_excludes") is not None:
-            spec.excludes = split_names(params["_source_excludes"])
-        if params.get("_source_exclude_vectors") is not None:
-            spec.exclude_vectors = params["_source_exclude_vectors"] in ("", "true")
-    return spec
-
-
-def render_source(
-    index: Index, record: Any, spec: SourceSpec, searcher: Any = None, row: int | None = None
-) -> dict[str, Any] | None:
-    """The ``_source`` of a hit or GET: vectors back in unless excluded, then include/exclude."""
-    if not spec.enabled:
-        return None
-    if index.mapping.get("_source", {}).get("enabled", True) is False:
-        return None
-    exclude_vectors = (
-        spec.exclude_vectors if spec.exclude_vectors is not None else index.exclude_source_vectors
-    )
-    source = record.source if exclude_vectors else index.store.source_with_vectors(record, searcher, row)
-    stored = index.mapping.get("_source", {})
-    if stored.get("includes") or stored.get("excludes"):
-        source = filter_source(source, stored.get("includes"), stored.get("excludes"))
-    if spec.includes or spec.excludes:
-        source = filter_source(source, spec.includes, spec.excludes)
-    return source
-
-
-def format_field_value(leaf: LeafField, value: Any) -> Any:
-    ftype = leaf.type
-    if ftype in ("keyword", "text", "match_only_text", "wildcard", "constant_keyword", "ip", "flattened"):
-        text = es_str(value)
-        if ftype == "keyword" and leaf.params.get("normalizer") == "lowercase":
-            text = text.lower()
-        return text
-    if ftype in NUMERIC_TYPES:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return value
-        if ftype in ("long", "integer", "short", "byte", "unsigned_long"):
-            return int(number)
-        return number
-    if ftype in ("date", "date_nanos"):
-        assert leaf.date_format is not None
-        try:
-            return format_millis(leaf.date_format.parse(value))
-        except ValueError:
-            return value
-    if ftype == "boolean":
-        return value if isinstance(value, bool) else value == "true"
-    if ftype == "geo_point":
-        from es_sandbox.mapper.geo import parse_geo_point
-
-        lat, lon = parse_geo_point(value, leaf.path)
-        return {"type": "Point", "coordinates": [lon, lat]}
-    return value
-
-
-def fetch_fields(
-    index: Index, record: Any, patterns: list[Any], searcher: Any, row: int | None = None
-) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    source = None
-    for pattern in patterns:
-        name = pattern.get("field") if isinstance(pattern, dict) else pattern
-        if not isinstance(name, str):
-            raise parsing_error("[fields] entries must be strings or objects with a [field]")
-        for path, leaf in index.compiled.fields.items():
-            if not simple_match(name, path):
-                continue
-            if leaf.type == "dense_vector":
-                if source is None:
-                    source = index.store.source_with_vectors(record, searcher, row)
-                values = get_path(source, path)
-                if values:
-                    out[path] = [float(v) for v in values]
-                continue
-            source_path = leaf.multi_field_of or path
-            values = get_path(record.source, source_path)
-            formatted = []
-            for value in values:
-                if isinstance(value, dict) and leaf.type != "geo_point":
-                    continue
-                if leaf.type == "keyword" and len(es_str(value)) > int(
-                    leaf.params.get("ignore_above", 2147483647)
-                ):
-                    continue
-                formatted.append(format_field_value(leaf, value))
-            if formatted:
-                out[path] = formatted
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class SearchRequest:
-    query: Query | None
-    knn: list[Knn]
-    size: int
-    from_: int
-    sort: list[tuple[str, str, dict[str, Any]]] | None
-    source: SourceSpec
-    fields: list[Any]
-    track_total_hits: bool | int
-    track_scores: bool
-    min_score: float | None
-    post_filter: Query | None
-    search_after: list[Any] | None
-    version: bool
-    seq_no_primary_term: bool
-    rest_total_hits_as_int: bool
-    named_scores: bool = False
-
-
-def _int_value(body: Mapping[str, Any], key: str, default: int) -> int:
-    value = body.get(key, default)
-    if isinstance(value, bool) or value is None:
-        raise parsing_error(
-            f"[{key}] failed to parse field [{key}]" if value is not None else f"[{key}] cannot be null"
-        )
-    try:
-        number = int(value)
-    except (TypeError, ValueError) as exc:
-        raise ApiError(
-            400, "x_content_parse_exception", f"[search] failed to parse field [{key}]"
-        ).with_cause(
-            ApiError(400, "number_format_exception", f'For input string: "{es_str(value)}"')
-        ) from exc
-    return number
-
-
-def _float_value(value: Any, key: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError) as exc:
-        raise ApiError(400, "x_content_parse_exception", f"[search] failed to parse field [{key}]") from exc
-
-
-def parse_sort(raw: Any) -> list[tuple[str, str, dict[str, Any]]]:
-    items = raw if isinstance(raw, list) else [raw]
-    out: list[tuple[str, str, dict[str, Any]]] = []
-    for item in items:
-        if isinstance(item, str):
-            name, _, order = item.partition(":")
-            out.append((name, order or ("desc" if name == "_score" else "asc"), {}))
-        elif isinstance(item, dict) and len(item) == 1:
-            ((name, spec),) = item.items()
-            if isinstance(spec, str):
-                if spec not in ("asc", "desc"):
-                    raise ApiError(400, "illegal_argument_exception", f"Unknown SortOrder [{spec}]")
-                out.append((name, spec, {}))
-            elif isinstance(spec, dict):
-                for key in spec:
-                    if key not in ("order", "missing", "mode", "unmapped_type", "format", "numeric_type"):
-                        raise parsing_error(
-                            f"[{name}] unknown field [{key}]"
-                            if name != "_score"
-                            else f"[_score] unknown field [{key}]"
-                        )
-                order = spec.get("order", "desc" if name == "_score" else "asc")
-                if order not in ("asc", "desc"):
-                    raise ApiError(400, "illegal_argument_exception", f"Unknown SortOrder [{order}]")
-                out.append((name, order, spec))
-            else:
-                raise parsing_error(f"[sort] unsupported sort spec for [{name}]")
-        else:
-            raise parsing_error("[sort] malformed sort format")
-    return out
-
-
-def parse_search(
-    body: Mapping[str, Any], params: Mapping[str, str], knn_endpoint: bool = False
-) -> SearchRequest:
-    for key, value in body.items():
-        if key not in SEARCH_KEYS:
-            raise parsing_error(f"Unknown key for a {json_type(value)} in [{key}].")
-        if key in OUT_OF_SCOPE and value not in (None, {}, []):
-            raise out_of_scope(key, OUT_OF_SCOPE[key])
-    if body.get("explain"):
-        raise out_of_scope("explain", "score explanations are not implemented")
-    size = _int_value(body, "size", int(params.get("size", 10)))
-    from_ = _int_value(body, "from", int(params.get("from", 0)))
-    if size < 0:
-        raise ApiError(
-            400, "illegal_argument_exception", f"[size] parameter cannot be negative, found [{size}]"
-        )
-    if from_ < 0:
-        raise ApiError(
-            400, "illegal_argument_exception", f"[from] parameter cannot be negative, found [{from_}]"
-        )
-    query: Query | None = None
-    if "query" in body and body["query"] is not None:
-        query = parse_query(body["query"])
-    q = params.get("q")
-    if q is not None:
-        df = params.get("df")
-        query = query_string(q, [df] if df else None, (params.get("default_operator") or "or").lower())
-    knn_raw = body.get("knn")
-    knn: list[Knn] = []
-    if knn_raw is not None:
-        items = knn_raw if isinstance(knn_raw, list) else [knn_raw]
-        for item in items:
-            knn.append(parse_knn_clause(item, "knn", size))
-        search_type = params.get("search_type")
-        if search_type is not None:
-            raise ApiError(
-                400,
-                "illegal_argument_exception",
-                "cannot set [search_type] when using [knn] search, since the search type is determined automatically",
-            )
-    sort = None
-    if "sort" in body:
-        sort = parse_sort(body["sort"])
-    elif params.get("sort"):
-        sort = parse_sort(split_names(params["sort"]))
-    track_total: bool | int = 10_000
-    raw_tth = body.get("track_total_hits", params.get("track_total_hits"))
-    if raw_tth is not None:
-        if raw_tth in (True, "true"):
-            track_total = True
-        elif raw_tth in (False, "false"):
-            track_total = False
-        else:
-            try:
-                track_total = int(raw_tth)
-            except (TypeError, ValueError) as exc:
-                raise ApiError(
-                    400,
-                    "illegal_argument_exception",
-                    f"[track_total_hits] must be a boolean or an integer, got [{raw_tth}]",
-                ) from exc
-            if track_total < -1:
-                raise ApiError(
-                    400,
-                    "illegal_argument_exception",
-                    f"[track_total_hits] parameter must be positive or equals to -1, got {track_total}",
-                )
-    rest_int = params.get("rest_total_hits_as_int") in ("", "true")
-    if rest_int and track_total is not True and track_total is not False:
-        if track_total != 10_000 and raw_tth is not None:
-            raise ApiError(
-                400,
-                "illegal_argument_exception",
-                "[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got "
-                + str(track_total),
-            )
-        track_total = True
-    fields = body.get("fields") or []
-    if not isinstance(fields, list):
-        raise parsing_error("[fields] must be an array")
-    search_after = body.get("search_after")
-    if search_after is not None and sort is None:
-        raise ApiError(400, "illegal_argument_exception", "[search_after] requires a sort")
-    post_filter = parse_query(body["post_filter"]) if body.get("post_filter") is not None else None
-    min_score = body.get("min_score", params.get("min_score"))
-    return SearchRequest(
-        query=query,
-        knn=knn,
-        size=size,
-        from_=from_,
-        sort=sort,
-        source=parse_source_spec(body.get("_source"), params),
-        fields=list(fields),
-        track_total_hits=track_total,
-        track_scores=bool(body.get("track_scores", params.get("track_scores") in ("", "true"))),
-        min_score=_float_value(min_score, "min_score"),
-        post_filter=post_filter,
-        search_after=list(search_after) if search_after is not None else None,
-        version=bool(body.get("version", params.get("version") in ("", "true"))),
-        seq_no_primary_term=bool(
-            body.get("seq_no_primary_term", params.get("seq_no_primary_term") in ("", "true"))
-        ),
-        rest_total_hits_as_int=rest_int,
-        named_scores=params.get("include_named_queries_score") in ("", "true"),
-    )
 
 
 @dataclass
@@ -639,8 +257,6 @@ def _run_query(search: SearchRequest, shard: Shard) -> None:
     shard.scores = np.where(mask, scores, 0).astype(np.float32)
     results = []
     for clause in search.knn:
-        from es_sandbox.query.knn import knn_search
-
         filter_mask = None
         if clause.filters:
             filter_mask = np.ones(ctx.n, dtype=bool)
