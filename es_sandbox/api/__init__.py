@@ -8,13 +8,18 @@ from es_sandbox.http import RouteTable
 
 # Modules are listed here as they are written; each defines ``routes = RouteTable()``.
 MODULES = [
-    "es_sandbox.api.cluster",
+    "es_sandbox.api.info",
+    "es_sandbox.api.cluster_health",
+    "es_sandbox.api.cluster_settings",
+    "es_sandbox.api.license",
+    "es_sandbox.api.nodes",
+    "es_sandbox.api.cat",
     "es_sandbox.api.indices",
     "es_sandbox.api.templates",
     "es_sandbox.api.documents",
     "es_sandbox.api.bulk",
     "es_sandbox.api.search",
-    "es_sandbox.api.ingest",
+    "es_sandbox.api.pipelines",
     "es_sandbox.api.ml",
     "es_sandbox.api.inference",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 
 from es_sandbox.config import ES_VERSION
 from es_sandbox.http import ApiError, Request, Response, RouteTable
-from es_sandbox.ml import deployments, models
+from es_sandbox.ml import deployments, trained_models
 from es_sandbox.ml.deployments import StartRequest
 from es_sandbox.ml.node import allocated_processors
 from es_sandbox.ml.values import (
@@ -157,7 +157,7 @@ def put_trained_model(state: SandboxState, request: Request) -> dict[str, Any]:
     _flag(request, "defer_definition_decompression", False)
     _flag(request, "wait_for_completion", False)
     body = request.json_object(required=True)
-    return models.put_model(state, request.path_params["model_id"], body)
+    return trained_models.put_model(state, request.path_params["model_id"], body)
 
 
 @routes.route("GET", TM, TM + "/{model_id}")
@@ -180,7 +180,7 @@ def get_trained_models(state: SandboxState, request: Request) -> dict[str, Any]:
             )
     start, size = _page(request)
     tags = [t for t in (request.params.get("tags") or "").split(",") if t]
-    result = models.get_models(
+    result = trained_models.get_models(
         state,
         request.path_params.get("model_id"),
         allow_no_match=_flag(request, "allow_no_match", True),
@@ -208,7 +208,7 @@ def get_trained_models(state: SandboxState, request: Request) -> dict[str, Any]:
 @es_api("allow_no_match", "from", "size")
 def get_trained_models_stats(state: SandboxState, request: Request) -> dict[str, Any]:
     start, size = _page(request)
-    return models.get_stats(
+    return trained_models.get_stats(
         state,
         request.path_params.get("model_id"),
         allow_no_match=_flag(request, "allow_no_match", True),
@@ -222,7 +222,7 @@ def get_trained_models_stats(state: SandboxState, request: Request) -> dict[str,
 def delete_trained_model(state: SandboxState, request: Request) -> dict[str, Any]:
     if "timeout" in request.params:
         parse_time("timeout", request.params["timeout"])
-    models.delete_model(state, request.path_params["model_id"], force=_flag(request, "force", False))
+    trained_models.delete_model(state, request.path_params["model_id"], force=_flag(request, "force", False))
     return {"acknowledged": True}
 
 
@@ -230,7 +230,9 @@ def delete_trained_model(state: SandboxState, request: Request) -> dict[str, Any
 @es_api()
 def put_definition_part(state: SandboxState, request: Request) -> dict[str, Any]:
     body = request.json_object(required=True)
-    models.put_definition_part(state, request.path_params["model_id"], request.path_params["part"], body)
+    trained_models.put_definition_part(
+        state, request.path_params["model_id"], request.path_params["part"], body
+    )
     return {"acknowledged": True}
 
 
@@ -238,14 +240,14 @@ def put_definition_part(state: SandboxState, request: Request) -> dict[str, Any]
 @es_api()
 def put_vocabulary(state: SandboxState, request: Request) -> dict[str, Any]:
     body = request.json_object(required=True)
-    models.put_vocabulary(state, request.path_params["model_id"], body)
+    trained_models.put_vocabulary(state, request.path_params["model_id"], body)
     return {"acknowledged": True}
 
 
 @routes.route("PUT", TM + "/{model_id}/model_aliases/{model_alias}")
 @es_api("reassign", "timeout", "master_timeout")
 def put_model_alias(state: SandboxState, request: Request) -> dict[str, Any]:
-    models.put_alias(
+    trained_models.put_alias(
         state,
         request.path_params["model_id"],
         request.path_params["model_alias"],
@@ -257,7 +259,7 @@ def put_model_alias(state: SandboxState, request: Request) -> dict[str, Any]:
 @routes.route("DELETE", TM + "/{model_id}/model_aliases/{model_alias}")
 @es_api("timeout", "master_timeout")
 def delete_model_alias(state: SandboxState, request: Request) -> dict[str, Any]:
-    models.delete_alias(state, request.path_params["model_id"], request.path_params["model_alias"])
+    trained_models.delete_alias(state, request.path_params["model_id"], request.path_params["model_alias"])
     return {"acknowledged": True}
 
 

@@ -2,7 +2,7 @@
 
 Elasticsearch refuses to delete a model, or stop a deployment, that an ``inference`` processor still
 names (by model id, alias or deployment id) unless forced; ``_stats`` reports ``pipeline_count``.
-Pipelines are owned by the ingest area of the sandbox: ``state.parts["pipelines"]`` maps a pipeline
+Pipelines are owned by :mod:`es_sandbox.pipelines`: ``state.parts["pipelines"]`` maps a pipeline
 id to its body. Processors nested in ``on_failure`` and ``foreach`` count too, as in Elasticsearch's
 ``InferenceProcessorInfoExtractor``.
 """

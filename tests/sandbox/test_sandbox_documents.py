@@ -7,7 +7,7 @@ import time
 import pytest
 from elasticsearch import BadRequestError, ConflictError, Elasticsearch, NotFoundError
 
-from tests.integration.sandbox_helpers import index_name, unique
+from tests.sandbox.sandbox_helpers import index_name, unique
 
 __all__ = ["index_name"]
 

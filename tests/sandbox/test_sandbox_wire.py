@@ -10,7 +10,7 @@ import pytest
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
 from tests.conftest import Target
-from tests.integration.sandbox_helpers import VENDOR_9, Raw, error_type, index_name, unique
+from tests.sandbox.sandbox_helpers import VENDOR_9, Raw, error_type, index_name, unique
 
 __all__ = ["index_name"]
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError
 
-from tests.integration.sandbox_helpers import index_name, unique
+from tests.sandbox.sandbox_helpers import index_name, unique
 
 __all__ = ["index_name"]
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
-from tests.integration.sandbox_helpers import index_name, unique
-from tests.integration.test_sandbox_ml import (
+from tests.sandbox.sandbox_helpers import index_name, unique
+from tests.sandbox.test_sandbox_ml import (
     TEXTS,
     Traced,
     cleanup,

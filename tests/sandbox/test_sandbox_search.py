@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from elasticsearch import BadRequestError, Elasticsearch
 
-from tests.integration.sandbox_helpers import index_name
+from tests.sandbox.sandbox_helpers import index_name
 
 __all__ = ["index_name"]
 
