@@ -18,11 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 lint: setup
-	$(BIN)/ruff check provisioning tests bench models examples
-	$(BIN)/ruff format --check provisioning tests bench models examples
+	$(BIN)/ruff check provisioning es_sandbox synthetic_shapes tests bench models examples
+	$(BIN)/ruff format --check provisioning es_sandbox synthetic_shapes tests bench models examples
 
 typecheck: setup
-	$(BIN)/mypy provisioning
+	$(BIN)/mypy provisioning es_sandbox synthetic_shapes
 
 test: setup lint typecheck
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q

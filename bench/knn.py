@@ -26,10 +26,10 @@ import urllib3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from provisioning.sandbox import SandboxConfig, SandboxServer
-from provisioning.sandbox.http import Request
-from provisioning.sandbox.mapping import DocumentParser
-from provisioning.sandbox.metadata import indices_part
+from es_sandbox import SandboxConfig, SandboxServer
+from es_sandbox.http import Request
+from es_sandbox.mapper.documents import DocumentParser
+from es_sandbox.metadata import indices_part
 
 INDEX = "bench-knn"
 

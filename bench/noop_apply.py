@@ -18,8 +18,8 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import provisioning  # noqa: E402
+from es_sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from provisioning.cluster import Cluster, ConnectionOptions  # noqa: E402
-from provisioning.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from provisioning.stackfile import load_stack  # noqa: E402
 from tests.integration.test_quickstart import absolute_stack  # noqa: E402
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from provisioning.sandbox import SandboxConfig, SandboxServer
+from es_sandbox import SandboxConfig, SandboxServer
 from tests.shared_data import conformance_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

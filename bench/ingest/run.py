@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     photos, model = prepare_inputs(args)
     from elasticsearch import Elasticsearch
 
-    from provisioning.sandbox import SandboxConfig, SandboxServer
+    from es_sandbox import SandboxConfig, SandboxServer
 
     dims = 16 if args.model == "tiny" else 512
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))

@@ -37,6 +37,7 @@ from provisioning.cli.options import (
     stack_argument,
 )
 from provisioning.errors import ProvisionError, SpecError
+from provisioning.lazy import sandbox_command
 
 if TYPE_CHECKING:
     from provisioning.changes import Plan
@@ -345,65 +346,7 @@ def schema(plan_: bool) -> None:
     click.echo(stack_schema_json(), nl=False)
 
 
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="interface to listen on")
-@click.option(
-    "--port", default=9200, show_default=True, type=int, help="port to listen on (0: any free port)"
-)
-@click.option(
-    "--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), help="persist state here"
-)
-@click.option(
-    "--ml-memory", default="4gb", show_default=True, help="native memory the ML node offers deployments"
-)
-@click.option(
-    "--license", "license_type", type=click.Choice(["basic", "trial"]), default="basic", show_default=True
-)
-@click.option(
-    "--deployment-delay", default=0.5, show_default=True, type=float, help="seconds in each deployment state"
-)
-@click.option("--fault-bulk-429", default=0.0, type=float, help="fraction of bulk items refused with 429")
-@click.option("--fault-503", default=0.0, type=float, help="fraction of requests answered 503")
-@click.option("--fault-latency-ms", default=0.0, type=float, help="latency added to every request")
-@click.option("--fault-seed", default=0, type=int, help="seed of the fault injection")
-def sandbox(
-    host: str,
-    port: int,
-    data_dir: Path | None,
-    ml_memory: str,
-    license_type: str,
-    deployment_delay: float,
-    fault_bulk_429: float,
-    fault_503: float,
-    fault_latency_ms: float,
-    fault_seed: int,
-) -> None:
-    """Run a local Elasticsearch-compatible server for development and CI (not for production)."""
-    from provisioning.sandbox import Faults, SandboxConfig, SandboxServer
-    from provisioning.units import parse_bytes
-
-    config = SandboxConfig(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        ml_memory_bytes=parse_bytes(ml_memory),
-        license=license_type,
-        deployment_start_delay_s=deployment_delay,
-        allocation_delay_s=deployment_delay,
-        faults=Faults(fault_bulk_429, fault_503, fault_latency_ms, fault_seed),
-    )
-    try:
-        server = SandboxServer(config)
-    except OSError as exc:
-        raise ProvisionError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    click.echo(
-        f"sandbox listening on {server.url} (Elasticsearch 9 API subset; for development and CI only)",
-        err=True,
-    )
-    try:
-        server.serve_forever()
-    finally:
-        server.stop()
+cli.add_command(sandbox_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.sandbox import SandboxServer
+from es_sandbox import SandboxServer
 from tests.conformance.cli import REPO, default_conformance_dir, summary_line
 from tests.conformance.runner import Runner, TestResult
 from tests.conformance.spec import SpecRegistry

@@ -22,9 +22,9 @@ from elasticsearch import Elasticsearch
 from bench.ingest.corpus import small_jpeg
 from bench.ingest.models import TINY_DIMS, save_tiny_clip
 from bench.ingest.stacks import create_index, write_stack
+from es_sandbox import Faults, SandboxServer
 from provisioning.cluster import ConnectionOptions, build_client
 from provisioning.image_ingest import run_ingest
-from provisioning.sandbox import Faults, SandboxServer
 from provisioning.stackfile import load_stack
 from tests.conftest import sandbox_config
 

@@ -13,10 +13,10 @@ import pytest
 from elasticsearch import ApiError, Elasticsearch
 
 import provisioning
+from es_sandbox import SandboxServer
 from provisioning.embedding import tracing
 from provisioning.errors import ProvisionError
 from provisioning.resources import deployments, trained_models
-from provisioning.sandbox import SandboxServer
 from tests.conftest import Target, sandbox_config
 from tests.integration.models_support import MAX_LEN, TEXT_MODEL, model_stack, untrained_text_model
 from tests.integration.stacks import connect, load, unique

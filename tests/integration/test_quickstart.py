@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import provisioning
-from provisioning.sandbox import SandboxServer
+from es_sandbox import SandboxServer
 from provisioning.smoke_tests import SmokeTester, evaluate, recall_at_k
 from provisioning.stackfile import load_stack
 from tests.conftest import REPO, Target

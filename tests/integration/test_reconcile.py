@@ -17,9 +17,9 @@ import pytest
 from elasticsearch import Elasticsearch
 
 import provisioning
+from es_sandbox import Faults, SandboxServer
 from provisioning.executor import PlanNotApplicable
 from provisioning.plan_document import plan_schema
-from provisioning.sandbox import Faults, SandboxServer
 from tests.conftest import REPO, Target, sandbox_config
 from tests.integration.stacks import connect, load, resources_stack, unique, write_stack
 
