@@ -113,6 +113,7 @@ class Index:
     store: IndexStore
     compiled: CompiledMapping = field(init=False)
     state: str = "open"
+    primaries_unassigned: bool = False  # created under cluster.routing.allocation.enable: none (red)
 
     def __post_init__(self) -> None:
         self.store.index_uuid = self.uuid
@@ -570,6 +571,7 @@ def create_index(
         }
     )
     index = Index(name, uuid, merged_settings, mapping, aliases, IndexStore(created / 1000.0))
+    index.primaries_unassigned = cluster_setting(state, "cluster.routing.allocation.enable", "all") == "none"
     indices.indices[name] = index
     return index
 

@@ -1,7 +1,11 @@
 """Elasticsearch's naming rules, checked before any request so a bad name fails at validate time.
 
-The rules mirror MetadataCreateIndexService.validateIndexOrAliasName and the trained model id check
-in MlStrings (``[a-z0-9](?:[a-z0-9_\\-\\.]*[a-z0-9])?``, at most 64 characters).
+Each kind of object follows its own rule, exactly as Elasticsearch applies it (neither looser nor
+stricter): index and alias names (MetadataCreateIndexService.validateIndexOrAliasName), index
+template patterns and template names (MetadataIndexTemplateService.validate), trained model ids
+(MlStrings: ``[a-z0-9](?:[a-z0-9_\\-\\.]*[a-z0-9])?``, at most 64 characters), model aliases
+(PutTrainedModelAliasAction: ``[a-z0-9](?:[a-z0-9_\\-\\.]*[a-z])?``), inference endpoint ids
+(PutInferenceModelAction: the MlStrings pattern, no length limit). Ingest pipeline ids have no rule.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import re
 MODEL_ID_MAX = 64
 _MODEL_ID = re.compile(r"^[a-z0-9](?:[a-z0-9_\-.]*[a-z0-9])?$")
 _INDEX_FORBIDDEN = set('\\/*?"<>| ,#:')
-_GENERIC_FORBIDDEN = set('\\/*?"<>| ,#')
 
 
 def model_id_problem(model_id: str) -> str | None:
@@ -46,39 +49,66 @@ def index_name_problem(name: str) -> str | None:
     return None
 
 
+_TEMPLATE_FILENAME_FORBIDDEN = set('\\/?"<>|')
+
+
 def index_pattern_problem(pattern: str) -> str | None:
-    """Index template patterns may use '*' but otherwise follow index name rules."""
+    """Why ``pattern`` cannot be an index template pattern (MetadataIndexTemplateService.validate:
+    no space, ',', '#' or ':', not starting with '_', lowercase, a valid file name but for '*')."""
     if not pattern:
         return "must not be empty"
-    if " " in pattern or "," in pattern:
-        return "must not contain spaces or commas"
-    if pattern != pattern.lower():
-        return "must be lowercase"
-    return index_name_problem(pattern.replace("*", "x")) if pattern.replace("*", "") else None
-
-
-def resource_name_problem(name: str) -> str | None:
-    """Template and pipeline names: no whitespace or path-like characters, not starting with '_'."""
-    if not name:
-        return "must not be empty"
-    if name.startswith("_"):
+    for char, name in ((" ", "a space"), (",", "a ','"), ("#", "a '#'"), (":", "a ':'")):
+        if char in pattern:
+            return f"must not contain {name}"
+    if pattern.startswith("_"):
         return "must not start with '_'"
-    bad = sorted(set(name) & _GENERIC_FORBIDDEN)
+    if pattern != pattern.lower():
+        return "must be lower cased"
+    bad = sorted(set(pattern) & _TEMPLATE_FILENAME_FORBIDDEN)
     if bad:
         return "must not contain " + " ".join(repr(c) for c in bad)
-    if any(ch.isspace() for ch in name):
-        return "must not contain whitespace"
     return None
 
 
-_MODEL_ALIAS = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+def template_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an index or component template (MetadataIndexTemplateService)."""
+    if not name:
+        return "must not be empty"
+    for char, what in ((" ", "a space"), (",", "a ','"), ("#", "a '#'"), ("*", "a '*'")):
+        if char in name:
+            return f"must not contain {what}"
+    if name.startswith("_"):
+        return "must not start with '_'"
+    if name != name.lower():
+        return "must be lower cased"
+    return None
+
+
+def pipeline_id_problem(name: str) -> str | None:
+    """Ingest pipeline ids: Elasticsearch has no rule beyond not being empty."""
+    return "must not be empty" if not name else None
+
+
+def inference_id_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an ``_inference`` endpoint id (the MlStrings pattern, any length)."""
+    if not _MODEL_ID.match(name):
+        return (
+            "must use only lowercase letters, digits, '-', '_' and '.', and start and end with a "
+            "letter or digit"
+        )
+    return None
+
+
+_MODEL_ALIAS = re.compile(r"^[a-z0-9](?:[a-z0-9_\-.]*[a-z])?$")
 
 
 def model_alias_problem(alias: str) -> str | None:
-    """Why ``alias`` is not a valid trained model alias (stricter than model ids: no dots, no
-    trailing digit, so an alias can never be mistaken for a versioned model id)."""
-    if len(alias) > MODEL_ID_MAX:
-        return f"is {len(alias)} characters long; Elasticsearch allows at most {MODEL_ID_MAX}"
-    if not _MODEL_ALIAS.match(alias) or alias[-1].isdigit():
-        return "must be lowercase letters, digits, '-' or '_', start with a letter or digit and not end with a digit"
+    """Why ``alias`` is not a valid trained model alias: lowercase letters, digits, '-', '_' and '.',
+    starting with a letter or digit and not ending with a digit (so it cannot be mistaken for a
+    versioned model id)."""
+    if not _MODEL_ALIAS.match(alias):
+        return (
+            "must use only lowercase letters, digits, '-', '_' and '.', start with a letter or digit "
+            "and not end with a digit"
+        )
     return None

@@ -1,7 +1,9 @@
 """``GET _cluster/health``: the one node's status, per cluster, index or shard level.
 
 Green when every index is, yellow when an index has unassigned replicas (the sandbox has one node,
-so any ``number_of_replicas`` above 0), red for a closed index that ``wait_for_status`` asks about.
+so any ``number_of_replicas`` above 0), red for an index whose primaries are not allocated: one
+created while ``cluster.routing.allocation.enable`` is ``none``, until allocation is enabled again
+(the allocation deciders then assign them), and for a closed index that ``wait_for_status`` asks about.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import time
 from typing import Any
 
 from es_sandbox.http import Request, Response, RouteTable, bad_request
-from es_sandbox.metadata import indices_part
+from es_sandbox.metadata import cluster_setting, indices_part
 from es_sandbox.state import SandboxState
 from es_sandbox.util import parse_time_value
 
@@ -31,25 +33,29 @@ def cluster_health(state: SandboxState, expression: str | None, level: str) -> d
     per_index: dict[str, Any] = {}
     total_primary = total_active = total_unassigned = 0
     status = "red" if missing else "green"
+    allocation_enabled = cluster_setting(state, "cluster.routing.allocation.enable", "all") != "none"
     for index in selected:
+        if index.primaries_unassigned and allocation_enabled:
+            index.primaries_unassigned = False
         primaries = index.shards
-        unassigned = primaries * index.replicas
-        index_status = "yellow" if unassigned else "green"
+        active = 0 if index.primaries_unassigned else primaries
+        unassigned = primaries * index.replicas + (primaries - active)
+        index_status = "red" if active < primaries else ("yellow" if unassigned else "green")
         if _STATUS_ORDER[index_status] > _STATUS_ORDER[status]:
             status = index_status
-        total_primary += primaries
-        total_active += primaries
+        total_primary += active
+        total_active += active
         total_unassigned += unassigned
         per_index[index.name] = {
             "status": index_status,
             "number_of_shards": primaries,
             "number_of_replicas": index.replicas,
-            "active_primary_shards": primaries,
-            "active_shards": primaries,
+            "active_primary_shards": active,
+            "active_shards": active,
             "relocating_shards": 0,
             "initializing_shards": 0,
             "unassigned_shards": unassigned,
-            "unassigned_primary_shards": 0,
+            "unassigned_primary_shards": primaries - active,
         }
     total = total_active + total_unassigned
     body: dict[str, Any] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any
 
 from es_sandbox import settings as index_settings
@@ -329,6 +330,20 @@ def _parse_index_template(name: str, body: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
+def _check_overlaps(templates: TemplatesState, template: IndexTemplate) -> None:
+    """MetadataIndexTemplateService.addIndexTemplateV2: no two templates of the same priority may
+    match one index name (the template of the same name is the one being replaced)."""
+    overlaps = templates.overlapping(template.name, template.patterns, template.priority)
+    if overlaps:
+        shown = ",".join(f"{other} => [{', '.join(patterns)}]" for other, patterns in overlaps.items())
+        raise bad_request(
+            f"index template [{template.name}] has index patterns [{', '.join(template.patterns)}] matching patterns "
+            f"from existing templates [{', '.join(overlaps)}] with patterns ({shown}) that have the same priority "
+            f"[{template.priority}], multiple index templates may not match during index creation, please use a "
+            "different priority"
+        )
+
+
 def _validate_composition(templates: TemplatesState, template: IndexTemplate) -> None:
     missing = [c for c in template.composed_of if c not in templates.component]
     ignorable = set(template.body.get("ignore_missing_component_templates") or [])
@@ -363,15 +378,7 @@ def put_index_template(state: SandboxState, request: Request) -> dict[str, Any]:
         templates = templates_part(state)
         if request.flag("create") and name in templates.index:
             raise bad_request(f"index template [{name}] already exists")
-        overlaps = templates.overlapping(name, template.patterns, template.priority)
-        if overlaps:
-            shown = ",".join(f"{other} => [{', '.join(patterns)}]" for other, patterns in overlaps.items())
-            raise bad_request(
-                f"index template [{name}] has index patterns [{', '.join(template.patterns)}] matching patterns from "
-                f"existing templates [{', '.join(overlaps)}] with patterns ({shown}) that have the same priority "
-                f"[{template.priority}], multiple index templates may not match during index creation, please use a "
-                "different priority"
-            )
+        _check_overlaps(templates, template)
         _validate_composition(templates, template)
         templates.index[name] = template
     return {"acknowledged": True}
@@ -450,9 +457,13 @@ def _with_candidate(
     view.index = dict(templates.index)
     if not body:
         return view, None
-    candidate_name = name or "simulated-template"
+    # TransportSimulateTemplateAction: the body is "fake added" under the given name (replacing that
+    # template) or a temporary one, through the same validation as a PUT (addIndexTemplateV2).
+    candidate_name = name or f"simulate_template_{uuid.uuid4().hex[:22]}"
+    _validate_name(candidate_name, "index_template")
     stored = _parse_index_template(candidate_name, body)
     candidate = IndexTemplate(candidate_name, stored)
+    _check_overlaps(view, candidate)
     _validate_composition(view, candidate)
     view.index[candidate_name] = candidate
     return view, candidate
@@ -491,11 +502,7 @@ def simulate_template(state: SandboxState, request: Request) -> dict[str, Any]:
         template = candidate or (view.index.get(name) if name else None)
         if template is None:
             if name:
-                raise ApiError(
-                    404,
-                    "resource_not_found_exception",
-                    f"unable to simulate template [{name}] that does not exist",
-                )
+                raise bad_request(f"unable to simulate template [{name}] that does not exist")
             raise ApiError(
                 400,
                 "action_request_validation_exception",

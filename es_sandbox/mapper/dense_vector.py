@@ -15,9 +15,8 @@ import numpy as np
 
 from es_sandbox.mapper.parameters import mapper_error, param_float, param_int
 from es_sandbox.util import es_str, java_float_str
-from provisioning.vectors import INDEX_OPTION_TYPES, MAX_DIMS, MAX_DIMS_BIT
+from provisioning.vectors import INDEX_OPTION_TYPES, dims_problems, index_options_problems
 
-BBQ_MIN_DIMS = 64
 BBQ_DEFAULT_THRESHOLD = 384
 DEFAULT_M = 16
 DEFAULT_EF_CONSTRUCTION = 100
@@ -113,13 +112,8 @@ def finish_dense_vector(full: str, values: dict[str, Any]) -> dict[str, Any]:
     similarity = values.get("similarity")
     options = values.get("index_options")
     if dims is not None:
-        lo, hi = (8, MAX_DIMS_BIT) if element_type == "bit" else (1, MAX_DIMS)
-        if not lo <= dims <= hi:
-            raise mapper_error(
-                f"The number of dimensions should be in the range [{lo}, {hi}] but was [{dims}]"
-            )
-        if element_type == "bit" and dims % 8:
-            raise mapper_error(f"The number of dimensions for should be a multiple of 8 but was [{dims}]")
+        for _param, message in dims_problems(element_type, dims):
+            raise mapper_error(message)
     if element_type == "bit" and similarity not in (None, "l2_norm"):
         raise mapper_error("The [l2_norm] similarity is the only supported similarity for bit vectors")
     if not indexed:
@@ -134,11 +128,8 @@ def finish_dense_vector(full: str, values: dict[str, Any]) -> dict[str, Any]:
     elif similarity is None:
         similarity = "l2_norm" if element_type == "bit" else "cosine"
     if options is not None:
-        itype = options["type"]
-        if itype in _QUANTIZED and element_type != "float":
-            raise mapper_error(f"[element_type] cannot be [{element_type}] when using index type [{itype}]")
-        if dims is not None:
-            _validate_options_dims(itype, dims)
+        for _param, message in index_options_problems(options["type"], element_type, dims):
+            raise mapper_error(message)
     elif dims is not None:
         options = default_index_options(element_type, dims, indexed)
     out: dict[str, Any] = {"type": "dense_vector"}
@@ -154,13 +145,6 @@ def finish_dense_vector(full: str, values: dict[str, Any]) -> dict[str, Any]:
     if values.get("meta"):
         out["meta"] = values["meta"]
     return out
-
-
-def _validate_options_dims(itype: str, dims: int) -> None:
-    if itype in ("int4_hnsw", "int4_flat") and dims % 2:
-        raise mapper_error(f"{itype} only supports even dimensions; provided={dims}")
-    if itype in ("bbq_hnsw", "bbq_flat") and dims < BBQ_MIN_DIMS:
-        raise mapper_error(f"{itype} does not support dimensions fewer than {BBQ_MIN_DIMS}; provided={dims}")
 
 
 def options_str(options: Mapping[str, Any] | None) -> str:

@@ -1,4 +1,11 @@
-"""Every resource kind a stack manages, in dependency order: creation runs forward, deletion backward."""
+"""Every resource kind a stack manages, in the order apply creates them; deletion runs backward.
+
+The order puts what is cheap and can still be refused first, and the slow, costly steps (a model
+upload, a deployment start: minutes on a real cluster) after it: templates are validated by the
+cluster when they are put, so they go before the models; pipelines may name a model that does not
+exist yet, but a model cannot be deleted while a pipeline names it, so pipelines go after the
+models (and are deleted before them); indices, which use templates and pipelines, go last.
+"""
 
 from __future__ import annotations
 
@@ -28,20 +35,20 @@ AnyKind = (
 
 ORDER: tuple[type[AnyKind], ...] = (
     License,
+    ComponentTemplates,
+    IndexTemplates,
     TrainedModels,
     Deployments,
     ModelAliases,
     InferenceEndpoints,
-    ComponentTemplates,
     Pipelines,
-    IndexTemplates,
     Indices,
 )
 
 
 def all_kinds(cluster: Cluster) -> list[AnyKind]:
-    """One of each kind, in dependency order: license -> trained models -> deployments -> model
-    aliases -> inference endpoints -> component templates -> pipelines -> index templates -> indices."""
+    """One of each kind, in apply's order: license -> component templates -> index templates ->
+    trained models -> deployments -> model aliases -> inference endpoints -> pipelines -> indices."""
     return [kind(cluster) for kind in ORDER]
 
 

@@ -13,7 +13,7 @@ from provisioning.mappings import dense_vector_fields, find_field, patterns_over
 from provisioning.stackfile.schema import EncoderSpec, ModelSpec, SourceSpec, TemplateBody
 from provisioning.stackfile.source import PathKey
 from provisioning.stackfile.stack import Stack
-from provisioning.vectors import ELEMENT_TYPES, INDEX_OPTION_TYPES, MAX_DIMS, MAX_DIMS_BIT, SIMILARITIES
+from provisioning.vectors import FLOAT_ELEMENT_TYPES, dense_vector_problems, knn_problem
 
 
 @dataclass(frozen=True)
@@ -125,34 +125,11 @@ class Checker:
             self._check_dense_vector(field, mapping, where)
 
     def _check_dense_vector(self, field: str, mapping: Mapping[str, Any], at: PathKey) -> None:
-        dims = mapping.get("dims")
-        element = mapping.get("element_type", "float")
-        if element not in ELEMENT_TYPES:
-            self.add(
-                at + ("element_type",),
-                f"element_type {element!r} is not one of {', '.join(sorted(ELEMENT_TYPES))}",
-            )
-        top = MAX_DIMS_BIT if element == "bit" else MAX_DIMS
-        if dims is not None and (not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= top):
-            self.add(at + ("dims",), f"dims of '{field}' must be an integer from 1 to {top}, got {dims!r}")
-        elif isinstance(dims, int) and element == "bit" and dims % 8:
-            self.add(at + ("dims",), f"dims of bit vector '{field}' must be a multiple of 8")
-        similarity = mapping.get("similarity")
-        if similarity is not None and similarity not in SIMILARITIES:
-            self.add(
-                at + ("similarity",),
-                f"similarity {similarity!r} is not one of {', '.join(sorted(SIMILARITIES))}",
-            )
-        options = mapping.get("index_options")
-        if isinstance(options, Mapping):
-            kind = options.get("type")
-            if kind not in INDEX_OPTION_TYPES:
-                self.add(
-                    at + ("index_options", "type"),
-                    f"index_options type {kind!r} is not one of {', '.join(sorted(INDEX_OPTION_TYPES))}",
-                )
-            if mapping.get("index") is False:
-                self.add(at + ("index_options",), "index_options requires index: true")
+        """Every rule of Elasticsearch's dense_vector mapper (:func:`dense_vector_problems`), each
+        reported at the parameter that breaks it, in Elasticsearch's words."""
+        for param, message in dense_vector_problems(field, mapping):
+            where = at + tuple(param.split("."))
+            self.add(where if self.stack.locate(where) else at, f"field '{field}': {message}")
 
     def check_templates(self) -> None:
         for name, ct in self.spec.component_templates.items():
@@ -213,6 +190,7 @@ class Checker:
                     )
                 if kind == "inference":
                     ref = body.get("model_id")
+                    self._check_inference_processor(body, where)
                     if not isinstance(ref, str):
                         self.add(where + ("model_id",), "an inference processor needs model_id")
                     elif self.stack.model_by_reference(ref) is None:
@@ -220,6 +198,38 @@ class Checker:
                             self.spec.inference_endpoints
                         )
                         self.add(where + ("model_id",), f"model '{ref}' is not declared{_hint(ref, known)}")
+
+    def _check_inference_processor(self, body: Mapping[str, Any], at: PathKey) -> None:
+        """The ``inference`` processor's options as InferenceProcessor.Factory reads them, and what an
+        ``_inference`` endpoint accepts at ingest time (TransportCoordinatedInferenceAction): an
+        endpoint takes text through ``input_output`` only; ``field_map`` sends it whole documents,
+        which it refuses one by one."""
+        ref = body.get("model_id")
+        io = body.get("input_output")
+        if io is not None:
+            if "field_map" in body:
+                self.add(
+                    at + ("field_map",),
+                    "[field_map] option is incompatible with [input_output]. Use one or the other to specify "
+                    "where to read the input from",
+                )
+            if "target_field" in body:
+                self.add(
+                    at + ("target_field",),
+                    "[target_field] option is incompatible with [input_output]. Use the [output_field] option "
+                    "to specify where to write the inference results to.",
+                )
+            if isinstance(io, list) and not io:
+                self.add(
+                    at + ("input_output",), "[input_output] property cannot be empty at least one is required"
+                )
+        elif isinstance(ref, str) and ref in self.spec.inference_endpoints:
+            self.add(
+                at + ("model_id",),
+                f"[{ref}] is configured for the _inference API and does not accept documents as input. If using an "
+                "inference ingest processor configure it with the [input_output] option instead of [field_map] "
+                "(Elasticsearch refuses every document otherwise)",
+            )
 
     # -- ingest jobs and smoke tests ----------------------------------------------------------
     def _vector_field(
@@ -240,6 +250,18 @@ class Checker:
                 f"{usage} field '{field}' {mapped} in index '{index}'; it must be a dense_vector{_hint(field, vectors)}",
             )
             return None
+        if usage == "query":
+            refused = knn_problem(field, mapping)
+            if refused:
+                self.add(at, f"index '{index}': Elasticsearch refuses this kNN search: {refused}")
+        element_type = mapping.get("element_type", "float")
+        if embedder and element_type not in FLOAT_ELEMENT_TYPES:
+            self.add(
+                at,
+                f"field '{field}' of index '{index}' has element_type {element_type}, but {embedder.kind} "
+                f"'{embedder.name}' outputs float vectors; use element_type float (quantise with index_options "
+                "instead, e.g. int8_hnsw or bbq_hnsw)",
+            )
         dims = mapping.get("dims")
         if embedder and embedder.dims is not None and isinstance(dims, int) and dims != embedder.dims:
             self.add(

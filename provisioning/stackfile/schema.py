@@ -79,8 +79,16 @@ def _index_pattern(value: str) -> str:
     return _check(names.index_pattern_problem(value), "index pattern", value)
 
 
-def _resource_name(value: str) -> str:
-    return _check(names.resource_name_problem(value), "name", value)
+def _template_name(value: str) -> str:
+    return _check(names.template_name_problem(value), "template name", value)
+
+
+def _pipeline_id(value: str) -> str:
+    return _check(names.pipeline_id_problem(value), "pipeline id", value)
+
+
+def _inference_id(value: str) -> str:
+    return _check(names.inference_id_problem(value), "inference endpoint id", value)
 
 
 def _byte_size(value: str) -> str:
@@ -93,7 +101,9 @@ ModelId = Annotated[str, AfterValidator(_model_id)]
 ModelAlias = Annotated[str, AfterValidator(_model_alias)]
 IndexName = Annotated[str, AfterValidator(_index_name)]
 IndexPattern = Annotated[str, AfterValidator(_index_pattern)]
-ResourceName = Annotated[str, AfterValidator(_resource_name)]
+TemplateName = Annotated[str, AfterValidator(_template_name)]
+PipelineId = Annotated[str, AfterValidator(_pipeline_id)]
+InferenceId = Annotated[str, AfterValidator(_inference_id)]
 ByteSize = Annotated[str, AfterValidator(_byte_size)]
 Body = SchemaObject
 
@@ -180,7 +190,7 @@ class DeploymentSpec(Strict):
     number_of_allocations: int | None = Field(None, ge=1)
     threads_per_allocation: Annotated[int, AfterValidator(_power_of_two)] = 1
     priority: Literal["normal", "low"] = "normal"
-    queue_capacity: int = Field(1024, ge=1, le=1_000_000)
+    queue_capacity: int = Field(1024, ge=1, lt=1_000_000)
     cache_size: ByteSize | None = None
     adaptive_allocations: AdaptiveAllocationsSpec | None = None
     wait_for: Literal["started", "fully_allocated"] = "started"
@@ -192,9 +202,16 @@ class DeploymentSpec(Strict):
         if adaptive and self.number_of_allocations is not None:
             raise ValueError("number_of_allocations cannot be set when adaptive_allocations is enabled")
         if self.priority == "low" and (self.number_of_allocations or 1) != 1:
-            raise ValueError("a low priority deployment must have exactly 1 allocation")
+            raise ValueError("[number_of_allocations] must be 1 when [priority] is low")
         if self.priority == "low" and self.threads_per_allocation != 1:
-            raise ValueError("a low priority deployment must have threads_per_allocation 1")
+            raise ValueError("[threads_per_allocation] must be 1 when [priority] is low")
+        if (
+            self.priority == "low"
+            and adaptive
+            and self.adaptive_allocations is not None
+            and (self.adaptive_allocations.max_number_of_allocations or 1) > 1
+        ):
+            raise ValueError("[max_number_of_allocations] must be 1 when [priority] is low")
         return self
 
 
@@ -380,10 +397,10 @@ class StackSpec(Strict):
     cluster: ClusterSpec = Field(default_factory=ClusterSpec)
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     encoders: dict[str, EncoderSpec] = Field(default_factory=dict)
-    inference_endpoints: dict[ResourceName, InferenceEndpointSpec] = Field(default_factory=dict)
-    component_templates: dict[ResourceName, ComponentTemplateSpec] = Field(default_factory=dict)
-    index_templates: dict[ResourceName, IndexTemplateSpec] = Field(default_factory=dict)
-    pipelines: dict[ResourceName, PipelineSpec] = Field(default_factory=dict)
+    inference_endpoints: dict[InferenceId, InferenceEndpointSpec] = Field(default_factory=dict)
+    component_templates: dict[TemplateName, ComponentTemplateSpec] = Field(default_factory=dict)
+    index_templates: dict[TemplateName, IndexTemplateSpec] = Field(default_factory=dict)
+    pipelines: dict[PipelineId, PipelineSpec] = Field(default_factory=dict)
     indices: dict[IndexName, IndexSpec] = Field(default_factory=dict)
     ingest: dict[str, IngestSpec] = Field(default_factory=dict)
     smoke_tests: dict[str, SmokeTestSpec] = Field(default_factory=dict)

@@ -43,8 +43,8 @@ def test_apply_creates_everything_then_plan_is_empty(es_target: Target, tmp_path
     first = provisioning.plan(stack, cluster)
     assert addresses(first, "create") == [
         f"component_template/{name}-settings",
-        f"pipeline/{name}-tag",
         f"index_template/{name}-images",
+        f"pipeline/{name}-tag",
         f"index/{name}-images",
     ]
     assert provisioning.apply(first, cluster).ok
@@ -175,8 +175,8 @@ def test_destroy_removes_only_what_the_stack_manages(
     plan = provisioning.destroy_plan(stack, connect(es_target.url))
     assert addresses(plan) == [
         f"index/{name}-images",
-        f"index_template/{name}-images",
         f"pipeline/{name}-tag",
+        f"index_template/{name}-images",
         f"component_template/{name}-settings",
     ]
     assert plan.changes[0].blocked and "holds 1 documents" in plan.changes[0].blocked
