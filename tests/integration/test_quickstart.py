@@ -129,10 +129,10 @@ def test_plan_of_the_root_stack_lists_the_expected_creations(fresh_sandbox: Sand
     plan = json.loads(result.stdout)
     created = [c["address"] for c in plan["changes"] if c["action"] == "create"]
     assert created == [
+        "index_template/image-embeddings",
         "trained_model/sentence-transformers__clip-vit-b-32-multilingual-v1",
         "deployment/sentence-transformers__clip-vit-b-32-multilingual-v1",
         "pipeline/caption-embedding",
-        "index_template/image-embeddings",
         "index/my-image-embeddings",
     ]
     assert plan["conflicts"] == []

@@ -89,8 +89,8 @@ def test_out_of_band_edits_each_show_as_exactly_one_update(
 
     plan = provisioning.plan(load(tmp_path, body), connect(es_target.url))
     assert addresses(plan) == [
-        f"pipeline/{name}-tag",
         f"index_template/{name}-images",
+        f"pipeline/{name}-tag",
         f"index/{name}-images",
     ]
     assert {c.action for c in plan.changes} == {"update"}
