@@ -19,6 +19,7 @@ import elastic_transport
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from provisioning.errors import ProvisionError
+from provisioning.es_versions import check_supported
 from provisioning.stackfile.schema import ClusterSpec
 from provisioning.stackfile.stack import Stack
 
@@ -187,6 +188,7 @@ class Cluster:
         self.options = options
         self._version: tuple[int, int, int] | None = None
         self._info: dict[str, Any] | None = None
+        self._license: str | None = None
 
     @classmethod
     def connect(cls, options: ConnectionOptions) -> Cluster:
@@ -202,11 +204,31 @@ class Cluster:
     def info(self) -> dict[str, Any]:
         """``GET /``, read once per run."""
         if self._info is None:
+            # Plain JSON, not the 9.x client's compatible-with=9 media type, so that a cluster of
+            # another major version still says which version it is.
+            plain = {"accept": "application/json", "content-type": "application/json"}
             try:
-                self._info = dict(self.client.info().body)
+                self._info = dict(self.client.options(headers=plain).info().body)
             except (ApiError, TransportError) as exc:
                 raise self.error(exc, f"connect to {self.url}") from None
         return self._info
+
+    def license_type(self) -> str | None:
+        """The cluster's license type (``GET _license``, read once), None when it cannot be read."""
+        if self._license is None:
+            try:
+                body = self.client.license.get().body
+            except (ApiError, TransportError):
+                return None
+            self._license = str((body.get("license") or {}).get("type", "basic"))
+        return self._license
+
+    def ensure_supported(self) -> tuple[int, int, int]:
+        """The cluster's version (``GET /``, read once per run); raises UnsupportedVersion for one this
+        tool does not speak to (anything but 9.x), before any other request."""
+        version = self.version()
+        check_supported(version, self.url)
+        return version
 
     @property
     def is_sandbox(self) -> bool:

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 from provisioning.changes import Change, Conflict, Desired, Live, Plan
 from provisioning.cluster import Cluster
+from provisioning.es_versions import BBQ_DISK_DEFAULT_FROM, default_index_type, index_type_cost, shown
+from provisioning.json_types import JsonObject
+from provisioning.mappings import dense_vector_fields
 from provisioning.resources.base import Survey
 from provisioning.resources.registry import AnyKind, all_kinds
 from provisioning.stackfile.stack import Stack
@@ -37,6 +40,7 @@ def survey(
 ) -> tuple[list[Reading], Survey]:
     """Read every kind's live objects, in dependency order (a later kind's ownership can depend on
     an earlier one's: a deployment is this stack's when its model is)."""
+    cluster.ensure_supported()
     found = Survey()
     readings: list[Reading] = []
     for kind in all_kinds(cluster) if kinds is None else kinds:
@@ -138,6 +142,41 @@ def _dry_run(reading: Reading, stack: Stack, plan: Plan) -> None:
             plan.errors.append(f"{change.address}: Elasticsearch refuses it: {refused}")
 
 
+def index_option_notes(stack: Stack, cluster: Cluster, plan: Plan) -> list[str]:
+    """A note for each vector field that leaves ``index_options`` to the cluster, in an index template
+    or index this plan creates or updates: what this cluster's version will choose, and its cost."""
+    version = cluster.ensure_supported()
+    license_type = "trial" if stack.spec.cluster.license == "trial" else None
+    if version >= BBQ_DISK_DEFAULT_FROM and license_type is None:
+        license_type = cluster.license_type()
+    bodies: list[tuple[str, JsonObject]] = []
+    for change in plan.changes:
+        if change.action == "delete":
+            continue
+        if change.kind == "index_template":
+            bodies.append((change.address, stack.composed_template(change.name)["mappings"]))
+        elif change.kind == "index":
+            bodies.append((change.address, stack.effective_mappings(change.name)))
+    notes = []
+    for address, mappings in bodies:
+        for field, mapping in dense_vector_fields(mappings).items():
+            if "index_options" in mapping or mapping.get("index") in (False, "false"):
+                continue
+            dims = mapping.get("dims")
+            dims = dims if isinstance(dims, int) else None
+            element = str(mapping.get("element_type", "float"))
+            chosen = default_index_type(version, element, dims, license_type)
+            if chosen is None or dims is None:
+                continue
+            cost = index_type_cost(chosen, dims)
+            notes.append(
+                f"{address}: {field} declares no index_options; Elasticsearch {shown(version)} will use {chosen} "
+                f"({cost.bytes_per_vector} bytes per {dims}-d vector searched, against {4 * dims} as float; {cost.recall}); "
+                "declare index_options to choose"
+            )
+    return notes
+
+
 def plan_from(
     readings: list[Reading],
     found: Survey,
@@ -163,6 +202,7 @@ def plan_from(
         actions = [c.action for c in result.changes if c.kind == reading.kind.kind]
         result.notes.extend(reading.kind.plan_notes(actions))
     result.notes.extend(found.notes)
+    result.notes.extend(index_option_notes(stack, cluster, result))
     return result
 
 

@@ -355,6 +355,7 @@ def search(
     """
     if (text is None) == (image is None):
         raise ValueError("give exactly one of text or image")
+    cluster.ensure_supported()
     searcher = Searcher(stack, cluster)
     if text is not None:
         return searcher.search_text(text, k=k, index=index, model=model, via=via)

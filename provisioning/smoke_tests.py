@@ -293,6 +293,7 @@ def verify(stack: Stack, cluster: Cluster, names: Iterable[str] | None = None) -
     ``script_score`` search. A failing test is reported, not raised; raises VerifyError for a name
     the stack does not declare.
     """
+    cluster.ensure_supported()
     return SmokeTester(stack, cluster).run(names)
 
 

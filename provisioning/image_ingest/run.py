@@ -98,4 +98,5 @@ def ingest(
     Files that are not usable images are listed in the report with their reason; raises IngestError
     or EncoderError when a job cannot go on, after what was already embedded has been sent.
     """
+    cluster.ensure_supported()
     return run_ingest(stack, cluster.client, jobs, full=full, prune=prune, progress=progress)
