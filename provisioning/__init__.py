@@ -24,7 +24,8 @@ The calls:
 - :func:`status` (``provision status``): per resource present, managed, drifted, with deployment
   state and document counts (:class:`StatusReport`).
 - :func:`ingest` (``provision ingest``): embed images and bulk-index them, incrementally
-  (:class:`IngestReport`).
+  (:class:`IngestReport`); the report is not ``ok`` when a job had more failed files than it
+  tolerates (:class:`FailureTolerance`: the job's ``max_failed``, or the ``max_failed`` argument).
 - :func:`verify` (``provision verify``): run the smoke tests (:class:`VerifyReport`).
 - :func:`search` (``provision search``): one kNN query by text or example image (:class:`SearchResult`).
 
@@ -66,6 +67,7 @@ _EXPORTS = {
     "ingest": "provisioning.image_ingest.run",
     "IngestReport": "provisioning.image_ingest.report",
     "IngestError": "provisioning.image_ingest.errors",
+    "FailureTolerance": "provisioning.image_ingest.tolerance",
     "verify": "provisioning.smoke_tests",
     "rollover_gate": "provisioning.smoke_tests",
     "VerifyReport": "provisioning.smoke_tests",
@@ -89,6 +91,7 @@ __all__ = [
     "ConvergeReport",
     "DestroyOptions",
     "DestroyReport",
+    "FailureTolerance",
     "IngestError",
     "IngestReport",
     "Plan",
@@ -123,6 +126,7 @@ if TYPE_CHECKING:
     from provisioning.image_ingest.errors import IngestError
     from provisioning.image_ingest.report import IngestReport
     from provisioning.image_ingest.run import ingest
+    from provisioning.image_ingest.tolerance import FailureTolerance
     from provisioning.planning import destroy_plan, plan
     from provisioning.queries import SearchError, SearchResult, search
     from provisioning.smoke_tests import VerifyError, VerifyReport, rollover_gate, verify

@@ -3,20 +3,30 @@
 Connection settings come from three places, most specific first: command-line options, the
 ES_* environment variables, the stack's ``cluster`` section. Secrets are kept out of every
 message this module produces (``redact``), because CI logs are public more often than not.
+
+Errors become one line each: a refusal says the status and Elasticsearch's reason
+(:func:`error_reason`); a cluster that cannot be reached says the URL and the cause in words
+(:func:`unreachable_cause`: "connection refused", "TLS certificate not trusted", "name or service
+not known", "timed out"), never the nested exception text of the transport layers.
 """
 
 from __future__ import annotations
 
+import errno
+import http.client
 import logging
 import os
 import re
+import socket
+import ssl
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import elastic_transport
-from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch import ApiError, Elasticsearch, TransportError, UnsupportedProductError
 
 from provisioning.errors import ProvisionError
 from provisioning.es_versions import check_supported
@@ -155,29 +165,132 @@ def error_text(exc: ApiError) -> str:
     return f"{kind}: {reason}" if kind else reason or str(exc.message)
 
 
-def describe_error(exc: Exception, action: str, secrets: Iterable[str] = ()) -> ClusterError:
-    """A ClusterError that says what was attempted, what Elasticsearch answered, and nothing secret."""
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception behind it (causes, contexts, retried attempts), outermost first."""
+    seen: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending and len(seen) < 50:
+        current = pending.pop(0)
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        behind: list[object] = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        behind += list(getattr(current, "errors", ()) or ())
+        behind += [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        pending += [b for b in behind if isinstance(b, BaseException)]
+    return seen
+
+
+_NAME_ERRORS = {socket.EAI_NONAME: "name or service not known"}
+for _code, _words in (
+    ("EAI_NODATA", "name or service not known"),
+    ("EAI_AGAIN", "temporary failure in name resolution"),
+):
+    if hasattr(socket, _code):
+        _NAME_ERRORS[getattr(socket, _code)] = _words
+_OS_ERRORS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset by the server",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "timed out",
+}
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST")
+
+
+def unreachable_cause(exc: BaseException, timeout: float | None = None) -> str:
+    """Why a request got no HTTP answer, in words: "connection refused", "TLS certificate not
+    trusted (self-signed certificate)", "name or service not known", "timed out after 30s", ...
+
+    Looks through the transport's wrapped exceptions for the one that says what happened; falls
+    back to the innermost exception's own message, on one line.
+    """
+    chain = _chain(exc)
+    after = f" after {timeout:g}s" if timeout else ""
+    for err in chain:
+        if isinstance(err, ssl.SSLCertVerificationError):
+            detail = err.verify_message or err.reason or "certificate verify failed"
+            if "mismatch" in str(detail).lower():
+                return f"TLS certificate not valid for this host name ({detail})"
+            return f"TLS certificate not trusted ({detail})"
+    for err in chain:
+        if isinstance(err, ssl.SSLError):
+            reason = str(err.reason or "")
+            if reason.upper() in _NOT_TLS:
+                return "TLS handshake failed: the server does not speak TLS (is the URL http://?)"
+            return f"TLS handshake failed ({reason or err})"
+    for err in chain:
+        if isinstance(err, socket.gaierror):
+            return _NAME_ERRORS.get(err.errno or 0, f"cannot resolve the host name ({err.strerror or err})")
+        if isinstance(err, elastic_transport.ConnectionTimeout | TimeoutError | socket.timeout):
+            return f"timed out{after}"
+        if type(err).__name__ in ("ReadTimeoutError", "ConnectTimeoutError"):  # urllib3's
+            return f"timed out{after}"
+    for err in chain:
+        if isinstance(err, http.client.RemoteDisconnected):
+            return "the server closed the connection without answering"
+        if isinstance(err, http.client.BadStatusLine | http.client.LineTooLong):
+            return "the server did not answer in HTTP (is it Elasticsearch, and the port right?)"
+        if isinstance(err, OSError) and err.errno in _OS_ERRORS:
+            return _OS_ERRORS[err.errno]
+    innermost = chain[-1]
+    text = " ".join(str(innermost).split()) or type(innermost).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def describe_error(
+    exc: Exception,
+    action: str,
+    secrets: Iterable[str] = (),
+    *,
+    url: str | None = None,
+    credentials: str | None = None,
+    timeout: float | None = None,
+) -> ClusterError:
+    """A ClusterError that says what was attempted, what Elasticsearch answered, and nothing secret.
+
+    ``url`` (already redacted) names the cluster in messages about reaching it; ``credentials`` is
+    what was sent ("the API key", "the username", None for nothing), for 401 and 403 answers.
+    One line, whatever went wrong: a cluster that cannot be reached is the URL and the cause
+    (:func:`unreachable_cause`), not the transport's nested exception text.
+    """
     secrets = list(secrets)
+    where = f"Elasticsearch at {url}" if url else "Elasticsearch"
+    if isinstance(exc, UnsupportedProductError):
+        return ClusterError(
+            redact(
+                f"{action}: the server at {url or 'the URL given'} answered, but it is not Elasticsearch",
+                secrets,
+            ),
+            status=exc.meta.status if exc.meta else None,
+        )
     if isinstance(exc, ApiError):
         kind, reason = error_reason(exc.body)
         status = exc.meta.status if exc.meta else None
-        text = f"{action}: Elasticsearch answered {status} {kind or ''}: {reason}".replace("  ", " ")
-        if status == 401:
-            text += " (check --api-key / --username and --password, or ES_API_KEY)"
-        elif status == 403 and kind == "security_exception" and "license" in reason:
-            text += " (the cluster's license does not allow this; see cluster.license: trial)"
-        return ClusterError(redact(text, secrets), status=status, error_type=kind)
-    if isinstance(exc, elastic_transport.ConnectionTimeout):
-        return ClusterError(redact(f"{action}: timed out talking to Elasticsearch ({exc})", secrets))
-    if isinstance(exc, elastic_transport.TlsError):
-        return ClusterError(
-            redact(
-                f"{action}: TLS failed ({exc}); pass --ca-certs, or --insecure for a test cluster", secrets
-            )
+        detail = f"{kind}: {reason}" if kind else reason
+        if status in (401, 403):
+            given = f"with {credentials} given" if credentials else "with no credentials given"
+            text = f"{action}: {where} answered {status} {given}: {detail}"
+            if status == 401:
+                text += {
+                    "the API key": " (check --api-key or ES_API_KEY)",
+                    "the username": " (check --username and --password, or ES_USERNAME and ES_PASSWORD)",
+                }.get(credentials or "", " (pass --api-key, or --username and --password)")
+            elif kind == "security_exception" and "license" in reason:
+                text += " (the cluster's license does not allow this; see cluster.license: trial)"
+            return ClusterError(redact(text, secrets), status=status, error_type=kind)
+        text = (
+            f"{action}: Elasticsearch answered {status} {detail}"
+            if kind
+            else f"{action}: Elasticsearch answered {status}: {detail}"
         )
-    if isinstance(exc, elastic_transport.ConnectionError | TransportError):
-        return ClusterError(redact(f"{action}: cannot reach Elasticsearch ({exc})", secrets))
-    return ClusterError(redact(f"{action}: {exc}", secrets))
+        return ClusterError(redact(text, secrets), status=status, error_type=kind)
+    if isinstance(exc, TransportError):
+        cause = unreachable_cause(exc, timeout)
+        if cause.startswith("TLS certificate"):
+            cause += "; pass --ca-certs, or --insecure for a test cluster"
+        return ClusterError(redact(f"{action}: cannot reach {where}: {cause}", secrets))
+    return ClusterError(redact(f"{action}: {' '.join(str(exc).split())}", secrets))
 
 
 class Cluster:
@@ -198,8 +311,25 @@ class Cluster:
     def url(self) -> str:
         return redact(self.options.url, self.options.secrets)
 
+    @property
+    def credentials(self) -> str | None:
+        """What this connection authenticates with, as messages name it."""
+        if self.options.api_key:
+            return "the API key"
+        if self.options.username or urlsplit(self.options.url).username:
+            return "the username"
+        return None
+
     def error(self, exc: Exception, action: str) -> ClusterError:
-        return describe_error(exc, action, self.options.secrets)
+        """``exc`` (a refusal, or no answer at all) as one line that names this cluster's URL."""
+        return describe_error(
+            exc,
+            action,
+            self.options.secrets,
+            url=self.url,
+            credentials=self.credentials,
+            timeout=self.options.request_timeout,
+        )
 
     def info(self) -> dict[str, Any]:
         """``GET /``, read once per run."""
@@ -210,7 +340,7 @@ class Cluster:
             try:
                 self._info = dict(self.client.options(headers=plain).info().body)
             except (ApiError, TransportError) as exc:
-                raise self.error(exc, f"connect to {self.url}") from None
+                raise self.error(exc, "read the cluster's version") from None
         return self._info
 
     def license_type(self) -> str | None:

@@ -217,6 +217,8 @@ def render_ingest(report: IngestReport, *, max_failures: int = 20) -> str:
         hidden = job.failed - min(job.failed, max_failures)
         if hidden:
             lines.append(f"  ... and {hidden} more failures (--output json lists them)")
+        if job.over_tolerance:
+            lines.append(click.style(f"FAILED {job.tolerance_line()}", fg="red", bold=True))
     if not report.jobs:
         lines.append("no ingest jobs to run")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from provisioning.executor import ApplyReport, ChangeResult, apply, refusal
 from provisioning.image_ingest.progress import Progress
 from provisioning.image_ingest.report import IngestReport
 from provisioning.image_ingest.run import ingest
+from provisioning.image_ingest.tolerance import FailureTolerance
 from provisioning.json_types import JsonObject
 from provisioning.planning import destroy_plan, plan
 from provisioning.resources.base import RolloverGate
@@ -43,6 +44,8 @@ class ConvergeOptions:
     ``"smoke_tests"`` (default) runs that model's smoke tests against the new model, None moves
     without a check, a callable is used as given. ``on_plan`` sees the plan before anything is
     written, ``on_change`` each change's result as it happens, ``progress`` the ingest jobs.
+    ``max_failed`` overrides each ingest job's tolerance for failed files (``max_failed`` in the
+    stack; by default none): more failed files than tolerated stop the converge at ``"ingest"``.
     """
 
     adopt: tuple[str, ...] = ()
@@ -55,6 +58,7 @@ class ConvergeOptions:
     on_change: Callable[[ChangeResult], None] | None = None
     progress: Progress | None = None
     tracer: Tracer | None = None
+    max_failed: FailureTolerance | None = None
 
 
 @dataclass
@@ -75,7 +79,8 @@ class ConvergeReport:
         return self.stopped_at is None and not self.cancelled
 
     def to_json(self) -> JsonObject:
-        """``provision apply --output json``: the stages that ran, ``ok``, and ``error`` when it stopped."""
+        """``provision apply --output json``: the stages that ran, ``ok``, and ``stopped_at`` and
+        ``error`` when it stopped early."""
         document: JsonObject = {"ok": self.ok, "plan": self.plan.to_json()}
         if self.apply is not None:
             document["apply"] = self.apply.to_json()
@@ -83,6 +88,8 @@ class ConvergeReport:
             document["ingest"] = self.ingest.to_dict()
         if self.verify is not None:
             document["verify"] = self.verify.to_json()
+        if self.stopped_at is not None:
+            document["stopped_at"] = self.stopped_at
         if self.error is not None:
             document["error"] = self.error
         if self.cancelled:
@@ -122,12 +129,14 @@ def converge(stack: Stack, cluster: Cluster, options: ConvergeOptions | None = N
             return report
     if stack.spec.ingest and not opts.skip_ingest:
         try:
-            report.ingest = ingest(stack, cluster, progress=opts.progress)
+            report.ingest = ingest(stack, cluster, progress=opts.progress, max_failed=opts.max_failed)
         except ProvisionError as exc:
             report.stopped_at, report.error = "ingest", str(exc)
             return report
         if not report.ingest.ok:
-            report.stopped_at = "ingest"
+            # Every job ran to its end; the run fails for what it could not index, or for more
+            # failed files than a job tolerates.
+            report.stopped_at, report.error = "ingest", report.ingest.problem
             return report
     if stack.spec.smoke_tests and not opts.skip_verify:
         report.verify = verify(stack, cluster)

@@ -29,6 +29,7 @@ from provisioning.cli.options import (
     confirmer,
     connection_options,
     emit_json,
+    max_failed_option,
     open_stack,
     output_option,
     plan_printer,
@@ -41,6 +42,7 @@ from provisioning.lazy import sandbox_command
 
 if TYPE_CHECKING:
     from provisioning.changes import Plan
+    from provisioning.image_ingest.tolerance import FailureTolerance
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -141,6 +143,7 @@ def plan(
 @click.option("--skip-verify", is_flag=True, help="do not run the smoke tests")
 @adopt_option
 @click.option("--include-data", is_flag=True, help="allow deleting indices that hold documents")
+@max_failed_option
 @connection_options
 def apply(
     stack: Path,
@@ -150,9 +153,14 @@ def apply(
     skip_verify: bool,
     adopt: tuple[str, ...],
     include_data: bool,
+    max_failed: FailureTolerance | None,
     connection: Connection,
 ) -> None:
-    """Converge the cluster to STACK, then run its ingest jobs and smoke tests."""
+    """Converge the cluster to STACK, then run its ingest jobs and smoke tests.
+
+    Exit 1 when any stage fails, including an ingest job with more failed files than it tolerates
+    (--max-failed, or the job's max_failed; by default none).
+    """
     from provisioning.render import render_converge
     from provisioning.workflow import ConvergeOptions, converge
 
@@ -167,6 +175,7 @@ def apply(
         on_plan=plan_printer(text),
         on_change=result_printer,
         progress=progress_bar(),
+        max_failed=max_failed,
     )
     report = converge(loaded, connection.open(loaded), options)
     if text:
@@ -241,15 +250,23 @@ def status(stack: Path, output: str, connection: Connection) -> None:
     default=None,
     help="delete documents whose file is gone (default: each job's prune setting)",
 )
+@max_failed_option
 @output_option
 @connection_options
 def ingest(
-    stack: Path, names: tuple[str, ...], full: bool, prune: bool | None, output: str, connection: Connection
+    stack: Path,
+    names: tuple[str, ...],
+    full: bool,
+    prune: bool | None,
+    max_failed: FailureTolerance | None,
+    output: str,
+    connection: Connection,
 ) -> None:
     """Run the ingest jobs (all, or NAMES): embed the images not yet indexed and index them.
 
-    Exit 1 when an embedded image could not be indexed; files that are not usable images are
-    listed in the report without failing the run.
+    Every job runs to its end and lists each file that failed, with the reason. Exit 1 when an
+    embedded image could not be indexed, or when a job had more failed files than it tolerates
+    (--max-failed, or the job's max_failed; by default none).
     """
     from provisioning.image_ingest import ingest as run_jobs
     from provisioning.render import render_ingest
@@ -258,7 +275,13 @@ def ingest(
     cluster = connection.open(loaded)
     try:
         report = run_jobs(
-            loaded, cluster, list(names) or None, full=full, prune=prune, progress=progress_bar()
+            loaded,
+            cluster,
+            list(names) or None,
+            full=full,
+            prune=prune,
+            progress=progress_bar(),
+            max_failed=max_failed,
         )
     finally:
         cluster.close()
@@ -267,7 +290,7 @@ def ingest(
     else:
         click.echo(render_ingest(report))
     if not report.ok:
-        sys.exit(EXIT_FAILURE)
+        raise Failed(report.problem or "ingest failed")
 
 
 @cli.command()

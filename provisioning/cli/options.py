@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from provisioning.cluster import Cluster
     from provisioning.executor import ChangeResult
     from provisioning.image_ingest.progress import Progress
+    from provisioning.image_ingest.tolerance import FailureTolerance
     from provisioning.stackfile import Stack
 
 P = ParamSpec("P")
@@ -139,6 +140,28 @@ def connection_options(func: Callable[..., R]) -> Callable[..., R]:
 def adopt_option(func: Callable[P, R]) -> Callable[P, R]:
     return click.option(
         "--adopt", multiple=True, metavar="KIND/NAME", help="take over an unmanaged resource of that name"
+    )(func)
+
+
+def _tolerance(ctx: click.Context, param: click.Parameter, value: str | None) -> FailureTolerance | None:
+    """``--max-failed 10`` or ``--max-failed 5%`` as a FailureTolerance (None when not given)."""
+    from provisioning.image_ingest.tolerance import FailureTolerance
+
+    if value is None:
+        return None
+    try:
+        return FailureTolerance.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).replace("max_failed", "--max-failed"), ctx, param) from None
+
+
+def max_failed_option(func: Callable[P, R]) -> Callable[P, R]:
+    return click.option(
+        "--max-failed",
+        metavar="N|P%",
+        callback=_tolerance,
+        help="failed files (unreadable, not images) each ingest job tolerates before exit 1: a count "
+        "(10) or a percentage of the files scanned (5%); overrides the jobs' max_failed (default 0)",
     )(func)
 
 

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 from elasticsearch.helpers import BULK_FLUSH, streaming_bulk
 
-from provisioning.cluster import error_text
+from provisioning.cluster import error_text, unreachable_cause
 from provisioning.image_ingest.errors import IngestError
 from provisioning.stackfile.schema import BulkSpec
 
@@ -103,7 +103,7 @@ def stream_bulk(
         ) from exc
     except TransportError as exc:
         raise IngestError(
-            f"lost the connection to the cluster while indexing ({exc}); run ingest again: "
+            f"lost the connection to the cluster while indexing ({unreachable_cause(exc)}); run ingest again: "
             "it resumes where it stopped"
         ) from exc
 
@@ -136,7 +136,7 @@ def with_retries(call: Callable[[], T], spec: BulkSpec, what: str) -> T:
             if exc.status_code not in RETRY_STATUSES or attempt == spec.max_retries:
                 raise IngestError(f"{what}: {exc.status_code} {error_text(exc)}") from exc
         except TransportError as exc:
-            raise IngestError(f"{what}: cannot reach the cluster ({exc})") from exc
+            raise IngestError(f"{what}: cannot reach the cluster: {unreachable_cause(exc)}") from exc
         delay = min(spec.max_backoff, spec.initial_backoff * 2**attempt)
         time.sleep(delay * (0.5 + random.random() / 2))
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises

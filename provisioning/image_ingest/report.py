@@ -2,15 +2,19 @@
 
 Per job: how many files were scanned, already indexed (skipped before decoding), duplicates of
 another file in the same run, embedded, indexed, pruned, and every file that failed with the stage
-and the reason. A bad file (unreadable, not an image, truncated, a decompression bomb) is a failure
-of that file, not of the run: :attr:`IngestReport.ok` is false only when a document the encoder
-produced did not get indexed (a job that cannot go on raises instead of returning a report).
+and the reason. A bad file (unreadable, not an image, truncated, a decompression bomb) does not stop
+its job: the job goes on with the other files and lists it. :attr:`IngestReport.ok` is false when a
+document the encoder produced did not get indexed, or when a job had more failed files than its
+tolerance (:class:`FailureTolerance`, ``max_failed``; by default none); a job that cannot go on
+raises instead of returning a report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from provisioning.image_ingest.tolerance import FailureTolerance
 
 Stage = Literal["scan", "read", "decode", "index", "prune"]
 MAX_LISTED_FAILURES = 10_000  # failures kept one by one per job; beyond, only counted
@@ -53,6 +57,7 @@ class JobReport:
     first_indexed_s: float | None = None  # from the job's start to the first acknowledged document
     encoder_batches: int = 0
     prune_skipped: str | None = None  # why prune did not run, when it was asked for
+    max_failed: FailureTolerance = field(default_factory=FailureTolerance)
 
     def add_failure(self, failure: FileFailure) -> None:
         self.failed += 1
@@ -62,6 +67,28 @@ class JobReport:
     @property
     def index_failures(self) -> int:
         return sum(1 for f in self.failures if f.stage in ("index", "prune"))
+
+    @property
+    def failed_allowed(self) -> int:
+        """How many failed files this job tolerates, given how many it scanned."""
+        return self.max_failed.allowed(self.scanned)
+
+    @property
+    def over_tolerance(self) -> bool:
+        """More files failed than the job's ``max_failed`` tolerates (which fails the run)."""
+        return self.max_failed.exceeded_by(self.failed, self.scanned)
+
+    @property
+    def unindexed(self) -> bool:
+        """A document the encoder produced did not get indexed (always fails the run)."""
+        return self.index_failures > 0 or self.embedded != self.indexed
+
+    def tolerance_line(self) -> str:
+        """One line saying the job failed more files than it tolerates."""
+        return (
+            f"ingest job '{self.name}': {self.failed} of {self.scanned} files failed, more than "
+            f"max_failed {self.max_failed} allows ({self.failed_allowed})"
+        )
 
     @property
     def images_per_s(self) -> float:
@@ -89,6 +116,9 @@ class JobReport:
             "first_indexed_s": None if self.first_indexed_s is None else round(self.first_indexed_s, 3),
             "encoder_batches": self.encoder_batches,
             "prune_skipped": self.prune_skipped,
+            "max_failed": self.max_failed.to_json(),
+            "failed_allowed": self.failed_allowed,
+            "over_tolerance": self.over_tolerance,
         }
 
 
@@ -116,8 +146,30 @@ class IngestReport:
 
     @property
     def ok(self) -> bool:
-        """Every embedded image was indexed (bad input files are reported, not fatal)."""
-        return all(job.index_failures == 0 and job.embedded == job.indexed for job in self.jobs)
+        """Every embedded image was indexed and no job had more failed files than it tolerates."""
+        return not any(job.unindexed or job.over_tolerance for job in self.jobs)
+
+    @property
+    def over_tolerance(self) -> list[JobReport]:
+        """The jobs with more failed files than their ``max_failed`` tolerates."""
+        return [job for job in self.jobs if job.over_tolerance]
+
+    @property
+    def problem(self) -> str | None:
+        """Why the run failed, one clause per failing job; None when :attr:`ok`."""
+        parts: list[str] = []
+        for job in self.jobs:
+            if job.embedded != job.indexed:
+                parts.append(
+                    f"ingest job '{job.name}': {job.embedded - job.indexed} embedded images were not indexed"
+                )
+            elif job.index_failures:
+                parts.append(
+                    f"ingest job '{job.name}': {job.index_failures} documents could not be indexed or pruned"
+                )
+            if job.over_tolerance:
+                parts.append(job.tolerance_line())
+        return "; ".join(parts) or None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ from provisioning.image_ingest.errors import IngestError
 from provisioning.image_ingest.job import JobRun
 from provisioning.image_ingest.progress import Progress
 from provisioning.image_ingest.report import EncoderLoad, IngestReport
+from provisioning.image_ingest.tolerance import FailureTolerance
 from provisioning.stackfile.stack import Stack
 
 
@@ -27,14 +28,17 @@ def run_ingest(
     prune: bool | None = None,
     progress: Progress | None = None,
     encoders: Mapping[str, Encoder] | None = None,
+    max_failed: FailureTolerance | None = None,
 ) -> IngestReport:
     """Run the stack's ingest jobs (all, or those named in ``jobs``) against ``client``.
 
     Incremental unless ``full``: files whose content is already indexed are skipped before decoding.
     ``prune`` overrides each job's ``prune`` setting. ``encoders`` may hold already loaded encoders
-    by name (the rest are loaded once each, however many jobs use them). Jobs run one after another;
-    the first that cannot go on raises (:class:`IngestError`, :class:`EncoderError`), after the
-    documents already embedded have been sent.
+    by name (the rest are loaded once each, however many jobs use them). ``max_failed`` overrides
+    each job's ``max_failed``: how many failed files it tolerates before the report is not ``ok``
+    (every job runs to its end either way). Jobs run one after another; the first that cannot go on
+    raises (:class:`IngestError`, :class:`EncoderError`), after the documents already embedded have
+    been sent.
     """
     started = time.perf_counter()
     declared = stack.spec.ingest
@@ -73,6 +77,7 @@ def run_ingest(
             progress=progress,
         )
         job_report = run.run()
+        job_report.max_failed = max_failed or FailureTolerance.parse(job.max_failed)
         report.jobs.append(job_report)
         if job_report.indexed or job_report.pruned:
             # What the job wrote is searchable when the command returns, so `verify` or a search
@@ -91,12 +96,17 @@ def ingest(
     full: bool = False,
     prune: bool | None = None,
     progress: Progress | None = None,
+    max_failed: FailureTolerance | None = None,
 ) -> IngestReport:
     """Run ``stack``'s ingest jobs (all, or those named) against ``cluster``: embed the images not yet
     indexed and bulk-index them (see :func:`run_ingest` for the pipeline, resuming and pruning).
 
-    Files that are not usable images are listed in the report with their reason; raises IngestError
-    or EncoderError when a job cannot go on, after what was already embedded has been sent.
+    Files that are not usable images are listed in the report with their reason, and every job runs
+    to its end; the report is not ``ok`` when a job had more failed files than it tolerates
+    (``max_failed``, which overrides each job's; by default none). Raises IngestError or
+    EncoderError when a job cannot go on, after what was already embedded has been sent.
     """
     cluster.ensure_supported()
-    return run_ingest(stack, cluster.client, jobs, full=full, prune=prune, progress=progress)
+    return run_ingest(
+        stack, cluster.client, jobs, full=full, prune=prune, progress=progress, max_failed=max_failed
+    )

@@ -201,6 +201,7 @@ def _partial_cross_check(file: Path, located: Located, exc: ValidationError) -> 
     """
     data = dict(located.value)
     broken: set[tuple[str, str]] = set()
+    left_out: dict[str, set[str]] = {}
     for error in exc.errors(include_url=False):
         loc = error["loc"]
         if not loc:
@@ -213,10 +214,13 @@ def _partial_cross_check(file: Path, located: Located, exc: ValidationError) -> 
         elif len(loc) >= 2 and isinstance(data.get(section), dict):
             entry = str(loc[1])
             broken.add((section, entry))
-            data[section] = {k: v for k, v in data[section].items() if k != entry}
+            left_out.setdefault(section, set()).add(entry)
         else:
             data.pop(section, None)
             broken.add((section, "*"))
+    for section, entries in left_out.items():  # once per section: linear in the entries, however many fail
+        if isinstance(data.get(section), dict):
+            data[section] = {k: v for k, v in data[section].items() if k not in entries}
     try:
         spec = StackSpec.model_validate(data)
     except ValidationError:

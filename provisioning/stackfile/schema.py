@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -117,6 +118,35 @@ class Strict(BaseModel):
 def _empty_to_none(value: Any) -> Any:
     return None if value == "" else value
 
+
+# An ingest job's tolerance for failed files: a count, or a percentage of the files scanned.
+MAX_FAILED_PATTERN = r"^(\d+|(100(\.0+)?|\d{1,2}(\.\d+)?)%)$"
+
+
+def _max_failed(value: Any) -> Any:
+    valid = (isinstance(value, int) and not isinstance(value, bool) and value >= 0) or (
+        isinstance(value, str) and re.match(MAX_FAILED_PATTERN, value.strip()) is not None
+    )
+    if not valid:
+        raise ValueError(
+            f"max_failed is a count of files (10) or a percentage of the files scanned from 0% to 100% "
+            f"('5%'), not {value!r}"
+        )
+    return value
+
+
+MaxFailed = Annotated[
+    int | str,
+    BeforeValidator(_max_failed),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": MAX_FAILED_PATTERN},
+            ]
+        }
+    ),
+]
 
 OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_empty_to_none)]
 OptionalStr = Annotated[str | None, BeforeValidator(_empty_to_none)]
@@ -330,6 +360,11 @@ class IngestSpec(Strict):
     workers: int | None = Field(None, ge=1, le=64, description="decode threads; default: CPU count")
     prune: bool = Field(False, description="delete documents whose file is gone")
     bulk: BulkSpec = Field(default_factory=BulkSpec)
+    max_failed: MaxFailed = Field(
+        0,
+        description="failed files (unreadable, not images, truncated) the job tolerates before the run "
+        "fails (exit 1): a count (10) or a percentage of the files scanned ('5%'); default 0",
+    )
 
 
 class FieldValue(Strict):

@@ -5,6 +5,10 @@ defeat an error message that points at the line to fix. So documents are compose
 and converted here with a side table of locations keyed by the node's path in the tree. The same
 pass expands ``${VAR}`` interpolation and ``{file: path}`` references, collecting every problem
 instead of stopping at the first.
+
+Hostile files are refused cheaply: every file read is size-capped, composition (``compose.py``)
+caps nodes after alias expansion, nesting depth and tags, and references nest only so deep; the
+limits and their numbers are documented there.
 """
 
 from __future__ import annotations
@@ -12,15 +16,27 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from provisioning.errors import Location, SpecIssue
+from provisioning.stackfile.compose import (
+    MAX_FILE_BYTES,
+    MAX_REFERENCE_DEPTH,
+    MAX_TOTAL_BYTES,
+    Budget,
+    Refused,
+    compose,
+    resolve_scalar,
+    show_tag,
+)
 
 PathKey = tuple[str | int, ...]
 
@@ -49,6 +65,8 @@ class Located:
     keys: dict[PathKey, Location] = field(default_factory=dict)
     issues: list[SpecIssue] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    budget: Budget = field(default_factory=Budget)
+    """What reading spent (events parsed, bytes read, nodes converted) and what was left."""
 
     def locate(self, path: PathKey, *, key: bool = False) -> Location | None:
         """Best location for ``path``: the node itself, else its closest located ancestor."""
@@ -69,8 +87,8 @@ class Located:
         )
 
 
-class _Loader(yaml.SafeLoader):
-    """A SafeLoader whose constructors are used only for scalars and merge keys."""
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
 
 
 def _line_of_offset(text: bytes, offset: int) -> tuple[int, int]:
@@ -86,10 +104,13 @@ class SourceReader:
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.env: Mapping[str, str] = os.environ if env is None else env
         self.result = Located(value=None)
+        self._seen: set[Path] = set()
+        self._constructor = SafeConstructor()
 
     # -- entry point -------------------------------------------------------------------------
     def read(self, path: Path) -> Located:
         self.result.files.append(path)
+        self._seen.add(path.resolve())
         self.result.value = self._load_file(path, (), None, stack=())
         return self.result
 
@@ -99,18 +120,59 @@ class SourceReader:
             SpecIssue(location=location, path=render_path(path), message=message, file=file)
         )
 
-    def _load_file(self, file: Path, at: PathKey, ref_loc: Location | None, stack: tuple[Path, ...]) -> Any:
-        where = ref_loc
+    def _read(self, file: Path, at: PathKey, where: Location | None) -> bytes | None:
+        """The bytes of ``file``, or None (with the problem recorded) when it cannot or may not be read.
+
+        Only regular files are read (a FIFO would block, ``/dev/zero`` never ends), at most
+        MAX_FILE_BYTES of each and MAX_TOTAL_BYTES over all reads of one stack.
+        """
+        located = where or Location(file, 1, 1)
         try:
-            raw = file.read_bytes()
-        except IsADirectoryError:
-            self._problem(where, at, f"{file} is a directory, not a YAML file", file)
-            return None
+            info = file.stat()
         except FileNotFoundError:
             self._problem(where, at, f"file not found: {file}", file)
             return None
         except OSError as exc:
             self._problem(where, at, f"cannot read {file}: {exc.strerror or exc}", file)
+            return None
+        if stat.S_ISDIR(info.st_mode):
+            self._problem(where, at, f"{file} is a directory, not a YAML file", file)
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            self._problem(located, at, f"{file} is not a regular file (a device, pipe or socket)", file)
+            return None
+        budget = self.result.budget
+        too_big = f"{file} is larger than {_mib(MAX_FILE_BYTES)}, the most a stack file or a file it references may be"
+        too_much = (
+            f"the stack and the files it references come to more than {_mib(MAX_TOTAL_BYTES)} "
+            "(a file counts once per reference)"
+        )
+        if info.st_size > MAX_FILE_BYTES:
+            self._problem(located, at, f"{too_big} ({_mib(info.st_size)})", file)
+            return None
+        if info.st_size > budget.bytes_left:
+            self._problem(located, at, too_much, file)
+            return None
+        try:
+            with file.open("rb") as handle:  # the size may have changed since stat; read no more than allowed
+                raw = handle.read(min(MAX_FILE_BYTES, budget.bytes_left) + 1)
+        except OSError as exc:
+            self._problem(where, at, f"cannot read {file}: {exc.strerror or exc}", file)
+            return None
+        budget.bytes_read += len(raw)
+        if len(raw) > MAX_FILE_BYTES:
+            self._problem(located, at, too_big, file)
+            return None
+        if len(raw) > budget.bytes_left:
+            self._problem(located, at, too_much, file)
+            return None
+        budget.bytes_left -= len(raw)
+        return raw
+
+    def _load_file(self, file: Path, at: PathKey, ref_loc: Location | None, stack: tuple[Path, ...]) -> Any:
+        where = ref_loc
+        raw = self._read(file, at, where)
+        if raw is None:
             return None
         if raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
@@ -131,40 +193,36 @@ class SourceReader:
             self._problem(Location(file, line, col), at, "contains NUL bytes; is it binary?", file)
             return None
         try:
-            docs = list(yaml.compose_all(text, Loader=_Loader))
+            root = compose(text, base=at, budget=self.result.budget)
+        except Refused as exc:
+            mark = exc.mark
+            loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
+            self._problem(loc, exc.path, exc.message, file)
+            return None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
             detail = exc.problem or exc.context or "invalid YAML"
-            if "\t" in text and "found character '\\t'" in str(exc):
-                detail += " (YAML does not allow tabs for indentation; use spaces)"
+            if mark is not None and _char_at(text, mark.line, mark.column) == "\t":
+                detail += " (a tab; YAML does not allow tabs for indentation, use spaces)"
             self._problem(loc, at, f"YAML syntax error: {detail}", file)
             return None
         except yaml.YAMLError as exc:  # ReaderError: control characters outside any node
-            position = getattr(exc, "position", 0)
-            line, col = _line_of_offset(raw, len(text[:position].encode()))
+            position = int(getattr(exc, "position", 0) or 0)
+            line, col = _line_of_offset(raw, position)
             self._problem(Location(file, line, col), at, f"not valid YAML text: {exc}", file)
             return None
-        docs = [d for d in docs if d is not None]
-        if not docs:
+        if root is None:
             self._problem(where or Location(file, 1, 1), at, f"{file} is empty", file)
             return None
-        if len(docs) > 1:
-            second = docs[1].start_mark
-            self._problem(
-                Location(file, second.line + 1, second.column + 1),
-                at,
-                "expected one YAML document, found several (remove the extra '---')",
-                file,
-            )
-            return None
-        return self._convert(docs[0], file, at, stack + (file.resolve(),))
+        return self._convert(root, file, at, stack + (file.resolve(),))
 
     # -- nodes -------------------------------------------------------------------------------
     def _loc(self, node: Node, file: Path) -> Location:
         return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def _convert(self, node: Node, file: Path, path: PathKey, stack: tuple[Path, ...]) -> Any:
+        self.result.budget.converted += 1
         self.result.values[path] = self._loc(node, file)
         if isinstance(node, ScalarNode):
             return self._scalar(node, file, path)
@@ -175,9 +233,8 @@ class SourceReader:
         raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover - composer yields only these
 
     def _mapping(self, node: MappingNode, file: Path, path: PathKey, stack: tuple[Path, ...]) -> Any:
-        loader = _Loader("")
         try:
-            loader.flatten_mapping(node)  # resolves '<<' merge keys the way SafeLoader does
+            self._constructor.flatten_mapping(node)  # resolves '<<' merge keys the way SafeLoader does
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark
             loc = Location(file, mark.line + 1, mark.column + 1) if mark else self._loc(node, file)
@@ -208,31 +265,49 @@ class SourceReader:
     def _reference(self, target: str, file: Path, path: PathKey, stack: tuple[Path, ...]) -> Any:
         ref_loc = self.result.values.get(path + ("file",)) or self.result.values.get(path)
         resolved = (file.parent / target) if not Path(target).is_absolute() else Path(target)
-        if resolved.resolve() in stack:
+        real = resolved.resolve()
+        if real in stack:
             self._problem(ref_loc, path, f"file reference cycle: {target} is already being read", file)
             return None
-        if resolved.resolve() not in [f.resolve() for f in self.result.files]:
+        if len(stack) > MAX_REFERENCE_DEPTH:
+            self._problem(
+                ref_loc, path, f"file references nested more than {MAX_REFERENCE_DEPTH} files deep", file
+            )
+            return None
+        if real not in self._seen:
+            self._seen.add(real)
             self.result.files.append(resolved)
         if not resolved.exists():
             self._problem(
                 ref_loc, path + ("file",), f"file not found: {target} (looked for {resolved})", file
             )
             return None
-        # Positions inside the referenced file replace the reference's own.
-        for old in [p for p in self.result.values if p[: len(path)] == path and len(p) > len(path)]:
-            del self.result.values[old]
+        # Positions inside the referenced file replace the reference's own (its only child: 'file').
+        self.result.values.pop(path + ("file",), None)
         value = self._load_file(resolved, path, ref_loc, stack)
         self.result.values.setdefault(path, ref_loc or Location(resolved, 1, 1))
         return value
 
+    def _typed(self, node: ScalarNode, file: Path, path: PathKey) -> Any:
+        """A scalar's value by its (standard, checked at composition) tag; a value its tag refuses is a problem."""
+        construct = SafeConstructor.yaml_constructors.get(node.tag)
+        if construct is None:  # '<<' or '=' written as a value: plain text
+            return node.value
+        try:
+            value = construct(self._constructor, node)
+        except (ValueError, TypeError, KeyError, OverflowError, yaml.YAMLError):
+            text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            self._problem(self._loc(node, file), path, f"{text!r} is not a valid {show_tag(node.tag)}", file)
+            return None
+        if isinstance(value, _dt.datetime | _dt.date):
+            return value.isoformat()
+        if isinstance(value, bytes):
+            return node.value
+        return value
+
     def _scalar(self, node: ScalarNode, file: Path, path: PathKey) -> Any:
         if node.tag != _STR_TAG:
-            value = _Loader("").construct_object(node, deep=True)
-            if isinstance(value, _dt.datetime | _dt.date):
-                return value.isoformat()
-            if isinstance(value, bytes):
-                return node.value
-            return value
+            return self._typed(node, file, path)
         text: str = node.value
         if "$" not in text:
             return text
@@ -240,9 +315,9 @@ class SourceReader:
         whole = _VAR.fullmatch(text)
         if expanded and node.style is None and whole and whole.group("body") is not None:
             # A plain scalar that is exactly one ${...} takes the type its value spells (1 -> int).
-            tag = _Loader("").resolve(ScalarNode, expanded, (True, False))  # type: ignore[no-untyped-call]
+            tag = resolve_scalar(expanded, (True, False))
             if tag != _STR_TAG:
-                return _Loader("").construct_object(ScalarNode(tag, expanded), deep=True)
+                return self._typed(ScalarNode(tag, expanded, node.start_mark, node.end_mark), file, path)
         return text if expanded is None else expanded
 
     def _interpolate(self, text: str, loc: Location, path: PathKey, file: Path) -> str | None:
@@ -293,6 +368,14 @@ class SourceReader:
 
         out = _VAR.sub(substitute, text)
         return None if failed else out
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    """The character at a 0-based line and column of ``text`` ('' past the end)."""
+    lines = text.split("\n", line + 1)
+    if line >= len(lines) or column >= len(lines[line]):
+        return ""
+    return lines[line][column]
 
 
 def read_source(path: Path, env: Mapping[str, str] | None = None) -> Located:

@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+import provisioning
 from bench.ingest.corpus import small_jpeg, write_bad_input_corpus
 from bench.ingest.models import TINY_DIMS, save_tiny_clip
 from bench.ingest.stacks import create_index, write_stack
 from provisioning.embedding.encoders import Encoder, load_encoder
 from provisioning.image_ingest import IngestError, run_ingest
+from provisioning.image_ingest.tolerance import FailureTolerance
 from provisioning.stackfile import load_stack
 from provisioning.stackfile.schema import EncoderSpec, SourceSpec
 from provisioning.stackfile.stack import Stack
@@ -127,7 +129,11 @@ def test_bad_input_corpus_every_case(
     assert job.embedded == job.indexed == len(embeddable)
     assert {f.relative_path: f.kind for f in job.failures} == {path: c.kind for path, c in bad.items()}
     assert all(f.stage == "decode" and f.reason for f in job.failures)
-    assert report.ok
+    # Everything usable was indexed, every bad file listed; by default no failed file is tolerated.
+    assert not report.ok and report.over_tolerance == [job] and job.failed_allowed == 0
+    assert report.problem == (
+        f"ingest job 'photos': {len(bad)} of {len(cases)} files failed, more than max_failed 0 allows (0)"
+    )
 
     docs = _docs(es, index)
     assert _count(es, index) == len(embeddable)
@@ -150,6 +156,25 @@ def test_bad_input_corpus_every_case(
     assert progress.totals == [len(cases)] and progress.finished == 1
     assert progress.done == len(cases)
     assert progress.last == {"indexed": len(embeddable), "skipped": 0, "failed": len(bad)}
+
+
+def test_failed_files_within_the_job_tolerance_keep_the_run_ok(
+    es: Elasticsearch, es_target: Any, index: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    """4 files scanned, 1 not an image: the stack's max_failed (a count or a percentage of the files
+    scanned) decides, and the max_failed argument overrides it; nothing is lost either way."""
+    _photos(tmp_path / "photos", 3)
+    (tmp_path / "photos" / "empty.jpg").write_bytes(b"")
+    for declared, ok in ((1, True), ("25%", True), ("24%", False), (0, False)):
+        stack = _stack(tmp_path, tmp_path / "photos", tiny_model, index, es_target.url, max_failed=declared)
+        report = run_ingest(stack, es, full=True)
+        job = report.jobs[0]
+        assert (job.scanned, job.indexed, job.failed) == (4, 3, 1)
+        assert (report.ok, job.over_tolerance) == (ok, not ok), declared
+    tolerant = _stack(tmp_path, tmp_path / "photos", tiny_model, index, es_target.url, max_failed=1)
+    assert not run_ingest(tolerant, es, max_failed=FailureTolerance.parse("20%")).ok
+    strict = _stack(tmp_path, tmp_path / "photos", tiny_model, index, es_target.url)
+    assert run_ingest(strict, es, max_failed=FailureTolerance.parse(1)).ok
 
 
 def test_documents_are_searchable_by_their_own_vector(
@@ -343,17 +368,101 @@ def _run_module(*args: str) -> subprocess.CompletedProcess[str]:
 def test_python_m_provisioning_ingest_prints_one_json_document(
     es: Elasticsearch, es_target: Any, index: str, tiny_model: Path, tmp_path: Path
 ) -> None:
+    """A file that is not an image: listed, the rest indexed, and exit 1 unless tolerated."""
     _photos(tmp_path / "photos", 3)
     (tmp_path / "photos" / "empty.jpg").write_bytes(b"")
     stack = _stack(tmp_path, tmp_path / "photos", tiny_model, index, es_target.url)
     done = _run_module(
         "provisioning", "ingest", str(stack.path), "--output", "json", "--es-url", es_target.url
     )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)  # still one JSON document on stdout, with the whole report
     job = report["jobs"][0]
     assert (job["embedded"], job["indexed"], job["failed"]) == (3, 3, 1)
     assert job["failures"][0]["kind"] == "empty"
+    assert (report["ok"], job["over_tolerance"], job["max_failed"], job["failed_allowed"]) == (
+        False,
+        True,
+        0,
+        0,
+    )
+    error = "error: ingest job 'photos': 1 of 4 files failed, more than max_failed 0 allows (0)"
+    assert done.stderr.strip().splitlines()[-1] == error
+
+    tolerated = _run_module(
+        "provisioning",
+        "ingest",
+        str(stack.path),
+        "--max-failed",
+        "25%",
+        "--output",
+        "json",
+        "--es-url",
+        es_target.url,
+    )
+    assert tolerated.returncode == 0, tolerated.stderr
+    assert json.loads(tolerated.stdout)["jobs"][0]["failed_allowed"] == 1
+
+
+def test_the_command_line_tolerance_overrides_the_stack(
+    es: Elasticsearch, es_target: Any, index: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    _photos(tmp_path / "photos", 3)
+    (tmp_path / "photos" / "not-an-image.jpg").write_text("hello")
+    stack = _stack(tmp_path, tmp_path / "photos", tiny_model, index, es_target.url, max_failed=1)
+    text = _run_module(
+        "provisioning", "ingest", str(stack.path), "--max-failed", "20%", "--es-url", es_target.url
+    )
+    assert text.returncode == 1, text.stderr
+    failed_lines = [line for line in text.stdout.splitlines() if line.startswith("FAILED ")]
+    assert failed_lines == [
+        "FAILED ingest job 'photos': 1 of 4 files failed, more than max_failed 20% allows (0)"
+    ]
+    assert "not-an-image.jpg" in text.stdout  # the failure itself, with its reason
+    bad = _run_module(
+        "provisioning", "ingest", str(stack.path), "--max-failed", "lots", "--es-url", es_target.url
+    )
+    assert bad.returncode == 1 and "--max-failed" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_apply_stops_at_ingest_after_indexing_what_it_can(
+    es: Elasticsearch, es_target: Any, tiny_model: Path, tmp_path: Path
+) -> None:
+    """`provision apply` (converge's ingest stage): exit 1 with stopped_at ingest when a job has more
+    failed files than it tolerates, after creating the index and indexing every usable image."""
+    index = f"ingest-test-{uuid.uuid4().hex[:10]}"
+    _photos(tmp_path / "photos", 3)
+    (tmp_path / "photos" / "truncated.jpg").write_bytes(small_jpeg(7)[:200])
+    stack = _stack(tmp_path, tmp_path / "photos", tiny_model, index, es_target.url)
+    try:
+        args = ("provisioning", "apply", str(stack.path), "--auto-approve", "--output", "json")
+        done = _run_module(*args, "--es-url", es_target.url)
+        assert done.returncode == 1, done.stderr
+        document = json.loads(done.stdout)
+        assert (document["ok"], document["stopped_at"]) == (False, "ingest")
+        assert (
+            document["error"] == "ingest job 'photos': 1 of 4 files failed, more than max_failed 0 allows (0)"
+        )
+        job = document["ingest"]["jobs"][0]
+        assert (job["indexed"], job["failed"], job["failures"][0]["relative_path"]) == (3, 1, "truncated.jpg")
+        assert _count(es, index) == 3
+
+        again = _run_module(*args, "--max-failed", "1", "--es-url", es_target.url)
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["ok"] is True
+
+        cluster = provisioning.connect(stack, url=es_target.url)
+        report = provisioning.converge(stack, cluster, provisioning.ConvergeOptions())
+        assert (report.ok, report.stopped_at) == (False, "ingest")
+        assert report.ingest is not None and report.ingest.over_tolerance == report.ingest.jobs
+        tolerated = provisioning.converge(
+            stack,
+            cluster,
+            provisioning.ConvergeOptions(max_failed=provisioning.FailureTolerance.parse("25%")),
+        )
+        assert tolerated.ok and tolerated.stopped_at is None
+    finally:
+        es.indices.delete(index=index, ignore_unavailable=True)
 
 
 def test_provision_ingest_command(

@@ -24,6 +24,7 @@ from provisioning.image_ingest.prune import prune_decision
 from provisioning.image_ingest.report import MAX_LISTED_FAILURES, FileFailure, IngestReport, JobReport
 from provisioning.image_ingest.scan import PathFilter
 from provisioning.image_ingest.streams import SeenIds, growing_groups, ordered_map
+from provisioning.image_ingest.tolerance import FailureTolerance
 from provisioning.render import render_ingest as render_text
 
 
@@ -163,14 +164,21 @@ def _job() -> JobReport:
 
 def test_report_json_and_text() -> None:
     report = IngestReport(jobs=[_job()], elapsed_s=2.0)
-    assert report.ok  # a bad input file is reported, it does not fail the run
+    assert not report.ok  # a bad input file is reported, and by default no failed file is tolerated
     document = json.loads(json.dumps(report.to_dict()))
     job = document["jobs"][0]
     assert job["failed"] == 1 and job["failures"][0]["kind"] == "empty"
-    assert job["images_per_s"] == 2.0 and document["ok"] is True
+    assert job["images_per_s"] == 2.0 and document["ok"] is False and job["over_tolerance"] is True
     text = render_text(report)
     assert "5 scanned, 1 already indexed, 3 embedded, 3 indexed, 1 failed" in text
     assert "decode failed: bad/empty.jpg: empty file (0 bytes)" in text
+    assert "FAILED ingest job 'photos': 1 of 5 files failed, more than max_failed 0 allows (0)" in text
+
+    tolerated = _job()
+    tolerated.max_failed = FailureTolerance.parse("20%")
+    report = IngestReport(jobs=[tolerated], elapsed_s=2.0)
+    assert report.ok and report.to_dict()["ok"] is True  # 1 of 5 is within 20%
+    assert "FAILED" not in render_text(report)
 
 
 def test_index_failures_make_the_report_not_ok() -> None:
