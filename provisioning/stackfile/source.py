@@ -98,6 +98,9 @@ def _line_of_offset(text: bytes, offset: int) -> tuple[int, int]:
     return line, column
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class SourceReader:
     """Loads one stack file (and the files it references) into a :class:`Located`."""
 
@@ -233,6 +236,9 @@ class SourceReader:
         raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover - composer yields only these
 
     def _mapping(self, node: MappingNode, file: Path, path: PathKey, stack: tuple[Path, ...]) -> Any:
+        # Keys written in this mapping, as opposed to those a '<<' merge key brings in: an explicit
+        # key overrides a merged one (YAML's merge key type), two explicit ones are a duplicate.
+        explicit = {id(key) for key, _ in node.value if getattr(key, "tag", None) != _MERGE_TAG}
         try:
             self._constructor.flatten_mapping(node)  # resolves '<<' merge keys the way SafeLoader does
         except yaml.MarkedYAMLError as exc:
@@ -242,6 +248,7 @@ class SourceReader:
             return {}
         out: dict[str, Any] = {}
         first_seen: dict[str, Location] = {}
+        explicit_keys: set[str] = set()
         for key_node, value_node in node.value:
             key_loc = self._loc(key_node, file)
             if not isinstance(key_node, ScalarNode):
@@ -249,12 +256,15 @@ class SourceReader:
                 continue
             key = str(key_node.value)
             child = path + (key,)
-            if key in first_seen:
+            is_explicit = id(key_node) in explicit
+            if key in first_seen and is_explicit and key in explicit_keys:
                 prior = first_seen[key]
                 self._problem(
                     key_loc, child, f"duplicate key '{key}' (first defined at line {prior.line})", file
                 )
                 continue
+            if is_explicit:
+                explicit_keys.add(key)
             first_seen[key] = key_loc
             self.result.keys[child] = key_loc
             out[key] = self._convert(value_node, file, child, stack)

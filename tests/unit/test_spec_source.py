@@ -137,3 +137,19 @@ def test_valid_stack_resolves_paths_relative_to_stack_file(tmp_path: Path) -> No
     loaded = load_stack(stack, {})
     assert loaded.resolve(loaded.spec.ingest["j"].source.path) == tmp_path / "photos"
     assert loaded.effective_mappings("img")["properties"]["v"]["dims"] == 4
+
+
+def test_explicit_keys_override_merged_ones_and_only_explicit_duplicates_are_errors(tmp_path: Path) -> None:
+    """YAML's merge key type: keys of the mapping itself override those '<<' brings in; among the
+    merged mappings the first listed wins; two explicit keys of one name are still a duplicate."""
+    path = tmp_path / "merge.yaml"
+    path.write_text(
+        "a: &base {x: 1, y: 2}\n"
+        "b: {<<: *base, y: 3}\n"
+        "c: {<<: [*base, {x: 9, w: 4}], z: 1}\n"
+        "d: {p: 1, p: 2}\n"
+    )
+    located = read_source(path, {})
+    assert located.value["b"] == {"x": 1, "y": 3}
+    assert located.value["c"] == {"x": 1, "y": 2, "w": 4, "z": 1}
+    assert [issue.path for issue in located.issues] == ["d.p"]
