@@ -82,6 +82,7 @@ def probe_endpoint(url: str, timeout: float) -> str | None:
         f" (through the proxy {urlsplit(proxy).netloc or proxy})" if proxy else ""
     )
     outcome: list[str | None] = []
+    silent = f"{where} did not answer within {timeout:g}s"
 
     def attempt() -> None:
         try:
@@ -90,7 +91,10 @@ def probe_endpoint(url: str, timeout: float) -> str | None:
         except urllib.error.HTTPError:
             outcome.append(None)  # a status code is an answer: the server is there
         except urllib.error.URLError as exc:
-            outcome.append(f"{where}: {exc.reason}")
+            # The socket's own timeout can fire before the join below gives up: the same silence.
+            outcome.append(silent if isinstance(exc.reason, TimeoutError) else f"{where}: {exc.reason}")
+        except TimeoutError:
+            outcome.append(silent)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             outcome.append(f"{where}: {type(exc).__name__}: {exc}")
 
@@ -98,7 +102,7 @@ def probe_endpoint(url: str, timeout: float) -> str | None:
     thread.start()
     thread.join(timeout)
     if not outcome:
-        return f"{where} did not answer within {timeout:g}s"
+        return silent
     return outcome[0]
 
 
