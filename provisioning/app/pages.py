@@ -69,8 +69,15 @@ def page_routes(service: SearchService) -> list[Route]:
         report = await run_in_threadpool(service.health)
         banner = [error.message] if error is not None and error.unavailable else []
         banner += [p for p in report.problems if p not in banner and not (error and error.unavailable)]
+        if not report.cluster_reachable or (error is not None and error.type == "cluster_unavailable"):
+            banner_title = "Elasticsearch cannot be reached, so nothing can be searched."
+        elif error is not None and error.unavailable:
+            banner_title = "This search cannot run now."
+        else:
+            banner_title = "Search is partly unavailable."
         values = values or {}
         context = {
+            "banner_title": banner_title,
             "stack": service.stack.spec.name,
             "index": service.index,
             "documents": report.documents,
