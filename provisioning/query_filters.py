@@ -41,7 +41,10 @@ def parse_filter(text: str) -> tuple[str, str]:
 
 
 def term_filter(stack: Stack, index: str, pairs: Iterable[tuple[str, str]]) -> dict[str, Any] | None:
-    """A ``bool`` filter with one ``term`` per pair (all must match), or None for no pairs.
+    """A ``bool`` filter with one ``terms`` clause per pair (all must match), or None for no pairs.
+
+    ``terms`` with one value rather than ``term``: the same query, and one that Elastic's OpenAPI
+    description of the API validates (its ``term`` value is an ambiguous ``oneOf``).
 
     Raises FilterError for a field that is not a keyword field of ``index`` or an empty value.
     """
@@ -55,7 +58,7 @@ def term_filter(stack: Stack, index: str, pairs: Iterable[tuple[str, str]]) -> d
             )
         if value == "":
             raise FilterError(f"filter on {field!r} has no value")
-        terms.append({"term": {field: value}})
+        terms.append({"terms": {field: [value]}})
     if not terms:
         return None
     return {"bool": {"filter": terms}}

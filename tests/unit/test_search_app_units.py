@@ -45,7 +45,12 @@ def test_keyword_fields_come_from_the_stack_mapping(stack: Stack) -> None:
 def test_term_filters(stack: Stack) -> None:
     assert term_filter(stack, "quickstart-images", []) is None
     assert term_filter(stack, "quickstart-images", [("collection", "x"), ("image_name", "a:b.jpg")]) == {
-        "bool": {"filter": [{"term": {"collection": "x"}}, {"term": {"image_name": "a:b.jpg"}}]}
+        "bool": {
+            "filter": [
+                {"terms": {"collection": ["x"]}},
+                {"terms": {"image_name": ["a:b.jpg"]}},
+            ]
+        }
     }
     assert parse_filter("image_name:a:b.jpg") == ("image_name", "a:b.jpg")
     with pytest.raises(FilterError, match="keyword fields: collection, image_id"):

@@ -107,8 +107,8 @@ def test_filters_and_minimum_score(served: Served) -> None:
     assert only.json()["filter"] == {
         "bool": {
             "filter": [
-                {"term": {"collection": "quickstart-samples"}},
-                {"term": {"image_name": "red-circle-001.jpg"}},
+                {"terms": {"collection": ["quickstart-samples"]}},
+                {"terms": {"image_name": ["red-circle-001.jpg"]}},
             ]
         }
     }

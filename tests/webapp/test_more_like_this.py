@@ -56,7 +56,7 @@ def test_similar_leaves_the_image_itself_out_unless_asked(served: Served) -> Non
 
 def test_similar_with_a_filter_and_unknown_ids(served: Served) -> None:
     doc_id = a_red_circle(served)
-    only = {"bool": {"filter": [{"term": {"image_name": "blue-star-000.jpg"}}]}}
+    only = {"bool": {"filter": [{"terms": {"image_name": ["blue-star-000.jpg"]}}]}}
     result = similar(served.stack, served.cluster, doc_id, k=3, filter=only)
     assert [h.name for h in result.hits] == ["blue-star-000.jpg"] and result.filter == only
     with pytest.raises(UnknownImage, match="no image with id"):
