@@ -67,6 +67,8 @@ def page_routes(service: SearchService) -> list[Route]:
         if error is not None and error.unavailable:
             service.forget_health()
         report = await run_in_threadpool(service.health)
+        if timed is not None and not report.ok:  # a reading older than the search that just worked
+            report = await run_in_threadpool(lambda: service.health(fresh=True))
         banner = [error.message] if error is not None and error.unavailable else []
         banner += [p for p in report.problems if p not in banner and not (error and error.unavailable)]
         if not report.cluster_reachable or (error is not None and error.type == "cluster_unavailable"):
