@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck unit quickstart schema bench clean
+.PHONY: setup browser test lint typecheck unit quickstart schema bench clean
 
 # torch first, by exact version: a plain "torch" requirement would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml constraints.txt
@@ -17,6 +17,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# Headless Chromium for the search page's tests: Debian's packages (no browser download), installed
+# only when missing; elsewhere install Chromium and chromedriver yourself (or set CHROMIUM, CHROMEDRIVER).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "installing chromium and chromium-driver (apt)"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "warning: no chromium/chromedriver and no apt-get: the browser tests will fail" >&2; fi
+
 lint: setup
 	$(BIN)/ruff check provisioning es_sandbox synthetic_shapes tests bench models examples
 	$(BIN)/ruff format --check provisioning es_sandbox synthetic_shapes tests bench models examples
@@ -24,7 +34,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy provisioning es_sandbox synthetic_shapes
 
-test: setup lint typecheck
+test: setup browser lint typecheck
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q
 
 schema: setup
@@ -32,7 +42,7 @@ schema: setup
 	$(BIN)/provision schema --plan > schema/plan.schema.json
 
 quickstart: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" examples/quickstart/run.sh
+	SERVE="$(SERVE)" PATH="$(CURDIR)/$(BIN):$$PATH" examples/quickstart/run.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

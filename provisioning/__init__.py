@@ -28,6 +28,9 @@ The calls:
   tolerates (:class:`FailureTolerance`: the job's ``max_failed``, or the ``max_failed`` argument).
 - :func:`verify` (``provision verify``): run the smoke tests (:class:`VerifyReport`).
 - :func:`search` (``provision search``): one kNN query by text or example image (:class:`SearchResult`).
+- :func:`similar`: "more like this", the images nearest to an indexed one by its stored vector.
+- :func:`health`: whether the stack can answer searches now (:class:`HealthReport`).
+- :func:`image_file`: the original file of an indexed image, never outside its source folder.
 
 Errors are typed (:class:`ProvisionError` and its subclasses); nothing here prints or exits.
 Attributes are imported on first use, so ``import provisioning`` stays cheap.
@@ -75,6 +78,15 @@ _EXPORTS = {
     "search": "provisioning.queries",
     "SearchResult": "provisioning.queries",
     "SearchError": "provisioning.queries",
+    "ModelUnavailable": "provisioning.queries",
+    "QueryImageError": "provisioning.queries",
+    "UnknownImage": "provisioning.queries",
+    "similar": "provisioning.more_like_this",
+    "health": "provisioning.search_health",
+    "HealthReport": "provisioning.search_health",
+    "image_file": "provisioning.image_files",
+    "ImageFile": "provisioning.image_files",
+    "UnsafeImagePath": "provisioning.image_files",
     "ProvisionError": "provisioning.errors",
     "SpecError": "provisioning.errors",
 }
@@ -92,16 +104,22 @@ __all__ = [
     "DestroyOptions",
     "DestroyReport",
     "FailureTolerance",
+    "HealthReport",
+    "ImageFile",
     "IngestError",
     "IngestReport",
+    "ModelUnavailable",
     "Plan",
     "PlanNotApplicable",
     "ProvisionError",
+    "QueryImageError",
     "SearchError",
     "SearchResult",
     "SpecError",
     "Stack",
     "StatusReport",
+    "UnknownImage",
+    "UnsafeImagePath",
     "VerifyError",
     "VerifyReport",
     "apply",
@@ -109,11 +127,14 @@ __all__ = [
     "converge",
     "destroy",
     "destroy_plan",
+    "health",
+    "image_file",
     "ingest",
     "load_stack",
     "plan",
     "rollover_gate",
     "search",
+    "similar",
     "status",
     "verify",
 ]
@@ -123,12 +144,22 @@ if TYPE_CHECKING:
     from provisioning.cluster import Cluster, ClusterError, ConnectionOptions, connect
     from provisioning.errors import ProvisionError, SpecError
     from provisioning.executor import ApplyReport, ChangeResult, PlanNotApplicable, apply
+    from provisioning.image_files import ImageFile, UnsafeImagePath, image_file
     from provisioning.image_ingest.errors import IngestError
     from provisioning.image_ingest.report import IngestReport
     from provisioning.image_ingest.run import ingest
     from provisioning.image_ingest.tolerance import FailureTolerance
+    from provisioning.more_like_this import similar
     from provisioning.planning import destroy_plan, plan
-    from provisioning.queries import SearchError, SearchResult, search
+    from provisioning.queries import (
+        ModelUnavailable,
+        QueryImageError,
+        SearchError,
+        SearchResult,
+        UnknownImage,
+        search,
+    )
+    from provisioning.search_health import HealthReport, health
     from provisioning.smoke_tests import VerifyError, VerifyReport, rollover_gate, verify
     from provisioning.stack_status import StatusReport, status
     from provisioning.stackfile.load import load_stack

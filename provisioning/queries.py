@@ -8,6 +8,7 @@ encoder, since ML nodes run text models only.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,22 @@ from provisioning.stackfile.stack import Stack
 
 class SearchError(ProvisionError):
     """A query that cannot be run: no such image, no deployed model, a refused search."""
+
+
+class ModelUnavailable(SearchError):
+    """The text model cannot embed a query now: missing, not deployed, or without an allocation."""
+
+
+class UnknownImage(SearchError):
+    """No document with that id in the index (or its file is gone)."""
+
+
+class QueryImageError(SearchError):
+    """A query image that cannot be used; ``kind`` is the decoder's (``bomb``, ``unidentified``...)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,8 @@ class SearchResult:
     latency_ms: float = 0.0
     took_ms: int | None = None
     vector: list[float] | None = dataclasses.field(default=None, repr=False)
+    min_score: float | None = None  # hits scoring lower were dropped
+    filter: Any = None  # the kNN filter, as sent
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +87,8 @@ class SearchResult:
             "field": self.field,
             "k": self.k,
             "num_candidates": self.num_candidates,
+            "min_score": self.min_score,
+            "filter": self.filter,
             "latency_ms": round(self.latency_ms, 2),
             "took_ms": self.took_ms,
             "hits": [h.to_json() for h in self.hits],
@@ -106,6 +127,7 @@ class Searcher:
         self.stack = stack
         self.cluster = cluster
         self._encoders: dict[str, Any] = {}
+        self._encoder_lock = threading.Lock()  # loads each encoder once; one forward pass at a time
         self._deployment_problems: dict[tuple[str, str], str | None] = {}
 
     # -- defaults from the stack -------------------------------------------------------------
@@ -152,27 +174,35 @@ class Searcher:
 
     # -- embedding -----------------------------------------------------------------------------
     def encoder(self, name: str) -> Any:
-        if name not in self._encoders:
-            from provisioning.embedding.encoders import load_encoder
+        """The declared encoder ``name``, loaded on first use (once, also under concurrent calls)."""
+        with self._encoder_lock:
+            if name not in self._encoders:
+                from provisioning.embedding.encoders import load_encoder
 
-            spec = self.stack.spec.encoders.get(name)
-            if spec is None:
-                raise SearchError(f"encoder {name!r} is not declared in {self.stack.path.name}")
-            self._encoders[name] = load_encoder(name, spec, self.stack.base_dir)
-        return self._encoders[name]
+                spec = self.stack.spec.encoders.get(name)
+                if spec is None:
+                    raise SearchError(f"encoder {name!r} is not declared in {self.stack.path.name}")
+                self._encoders[name] = load_encoder(name, spec, self.stack.base_dir)
+            return self._encoders[name]
 
-    def embed_image(self, path: Path, encoder: str) -> list[float]:
-        """The query image decoded exactly as ingest decodes images (EXIF orientation, RGB), then embedded."""
-        from provisioning.image_ingest.decode import ImageDecodeError, open_image
+    def embed_image(self, image: Path | bytes, encoder: str) -> list[float]:
+        """The query image (a file, or its bytes) decoded exactly as ingest decodes images (the
+        decompression-bomb guard, EXIF orientation, RGB), then embedded. Raises QueryImageError."""
+        from provisioning.image_ingest.decode import ImageDecodeError, decode_image, open_image
 
-        if not path.is_file():
-            raise SearchError(f"image not found: {path}")
+        if isinstance(image, Path) and not image.is_file():
+            raise SearchError(f"image not found: {image}")
         model = self.encoder(encoder)
         try:
-            decoded = open_image(path, min_size=model.input_size)
+            if isinstance(image, Path):
+                decoded = open_image(image, min_size=model.input_size)
+            else:
+                decoded = decode_image(image, min_size=model.input_size)
         except ImageDecodeError as exc:
-            raise SearchError(f"cannot use {path} as a query image: {exc}") from None
-        vectors = model.encode_images([decoded.image])
+            what = str(image) if isinstance(image, Path) else "the uploaded file"
+            raise QueryImageError(exc.kind, f"cannot use {what} as a query image: {exc}") from None
+        with self._encoder_lock:
+            vectors = model.encode_images([decoded.image])
         return [float(x) for x in vectors[0]]
 
     def embed_text(self, text: str, ref: str) -> list[float]:
@@ -233,7 +263,7 @@ class Searcher:
         if ref in text and (
             "deploy" in text or "allocat" in text or "not found" in text or "missing" in text
         ):
-            return SearchError(
+            return ModelUnavailable(
                 f"{text}. Is the model deployed? Run `provision apply` (or check `provision status`)."
             )
         return err
@@ -251,9 +281,11 @@ class Searcher:
         text: str | None = None,
         filter: Any = None,
         similarity: float | None = None,
+        min_score: float | None = None,
         query: str,
         kind: Literal["text", "image"],
     ) -> SearchResult:
+        """One kNN search; hits scoring below ``min_score`` (a ``_score``) are dropped."""
         knn: dict[str, Any] = {"field": field, "k": k, "num_candidates": num_candidates}
         if query_vector is not None:
             knn["query_vector"] = query_vector
@@ -271,12 +303,26 @@ class Searcher:
                 raise self._model_error(exc, builder_ref) from None
             raise self.cluster.error(exc, f"kNN search on {index}") from None
         latency = (time.perf_counter() - started) * 1000
+        found = [
+            h for h in answer.body["hits"]["hits"] if min_score is None or float(h["_score"]) >= min_score
+        ]
         hits = [
             Hit(rank=i + 1, score=float(h["_score"]), id=str(h["_id"]), source=dict(h.get("_source") or {}))
-            for i, h in enumerate(answer.body["hits"]["hits"])
+            for i, h in enumerate(found)
         ]
         return SearchResult(
-            query, kind, index, field, k, num_candidates, hits, latency, answer.body.get("took"), query_vector
+            query,
+            kind,
+            index,
+            field,
+            k,
+            num_candidates,
+            hits,
+            latency,
+            answer.body.get("took"),
+            query_vector,
+            min_score,
+            filter,
         )
 
     def search_text(
@@ -287,6 +333,8 @@ class Searcher:
         index: str | None = None,
         model: str | None = None,
         via: Literal["query_vector_builder", "infer"] = "query_vector_builder",
+        filter: Any = None,
+        min_score: float | None = None,
     ) -> SearchResult:
         index = index or self.default_index()
         field = self.vector_field(index)
@@ -302,6 +350,8 @@ class Searcher:
                 k=k,
                 num_candidates=default_num_candidates(k),
                 query_vector=vector,
+                filter=filter,
+                min_score=min_score,
                 query=text,
                 kind="text",
             )
@@ -312,23 +362,36 @@ class Searcher:
             num_candidates=default_num_candidates(k),
             builder_ref=ref,
             text=text,
+            filter=filter,
+            min_score=min_score,
             query=text,
             kind="text",
         )
 
     def search_image(
-        self, path: Path, *, k: int = 10, index: str | None = None, encoder: str | None = None
+        self,
+        image: Path | bytes,
+        *,
+        k: int = 10,
+        index: str | None = None,
+        encoder: str | None = None,
+        filter: Any = None,
+        min_score: float | None = None,
+        name: str | None = None,
     ) -> SearchResult:
+        """Images like ``image`` (a file, or an uploaded file's bytes, then called ``name``)."""
         index = index or self.default_index()
         field = self.vector_field(index)
-        vector = self.embed_image(path, encoder or self.default_encoder(index))
+        vector = self.embed_image(image, encoder or self.default_encoder(index))
         return self.knn(
             index=index,
             field=field,
             k=k,
             num_candidates=default_num_candidates(k),
             query_vector=vector,
-            query=str(path),
+            filter=filter,
+            min_score=min_score,
+            query=str(image) if isinstance(image, Path) else (name or "uploaded image"),
             kind="image",
         )
 
@@ -343,21 +406,28 @@ def search(
     index: str | None = None,
     model: str | None = None,
     via: Literal["query_vector_builder", "infer"] = "query_vector_builder",
+    filter: Any = None,
+    min_score: float | None = None,
 ) -> SearchResult:
     """One kNN query: images like ``text`` (embedded inside Elasticsearch by a deployed model, with
     ``query_vector_builder`` or ``_infer``) or like the example ``image`` (embedded on this host).
 
     ``index`` defaults to the first ingest job's, ``model`` to the first deployed text model;
     ``num_candidates`` is Elasticsearch's default for ``k`` (1.5 k). Returns the hits (rank, score,
-    id, ``_source`` without the vector) and the round trip's latency in milliseconds. Raises
-    SearchError (no such image, no deployed model) or ClusterError (a refused search); ValueError
-    unless exactly one of ``text`` and ``image`` is given.
+    id, ``_source`` without the vector) and the round trip's latency in milliseconds. ``filter`` is a
+    query DSL filter applied during the kNN search (see :func:`provisioning.query_filters.term_filter`);
+    hits whose ``_score`` is below ``min_score`` are dropped. Raises SearchError (no such image,
+    QueryImageError for an unusable one, ModelUnavailable when the text model is not deployed) or
+    ClusterError (a refused search, an unreachable cluster); ValueError unless exactly one of ``text``
+    and ``image`` is given.
     """
     if (text is None) == (image is None):
         raise ValueError("give exactly one of text or image")
     cluster.ensure_supported()
     searcher = Searcher(stack, cluster)
     if text is not None:
-        return searcher.search_text(text, k=k, index=index, model=model, via=via)
+        return searcher.search_text(
+            text, k=k, index=index, model=model, via=via, filter=filter, min_score=min_score
+        )
     assert image is not None
-    return searcher.search_image(image, k=k, index=index)
+    return searcher.search_image(image, k=k, index=index, filter=filter, min_score=min_score)

@@ -2,7 +2,11 @@
 # The offline quickstart: start the sandbox, apply the stack (upload and deploy the tiny text model,
 # templates, pipeline, index, ingest the sample images, smoke tests), run one text and one image
 # search, and print what exists and what passed. Needs only the installed `provision` (make setup).
+# With --serve (or SERVE=1; `make quickstart SERVE=1`) it then serves the search page on what it
+# built, at http://127.0.0.1:${PORT:-8080}/, until Ctrl-C.
 set -euo pipefail
+serve="${SERVE:-}"
+[[ "${1:-}" == "--serve" ]] && serve=1
 cd "$(dirname "$0")"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 python=${PYTHON:-python}
@@ -10,6 +14,7 @@ provision=${PROVISION:-provision}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 workdir="$(mktemp -d)"
+started_sandbox=
 if [[ -n "${ES_URL:-}" ]]; then
     step "using the cluster at ${ES_URL}"
 else
@@ -18,6 +23,7 @@ else
     step "starting the sandbox on ${ES_URL} (log: ${workdir}/sandbox.log)"
     "$provision" sandbox --port "$port" --deployment-delay 1 >"${workdir}/sandbox.log" 2>&1 &
     sandbox_pid=$!
+    started_sandbox=1
     trap 'kill "$sandbox_pid" 2>/dev/null || true; wait "$sandbox_pid" 2>/dev/null || true' EXIT
     "$python" - "$ES_URL" <<'PY'
 import sys, time, urllib.request
@@ -60,3 +66,19 @@ for res in verify["results"]:
     print(f"  {'PASS' if res['passed'] else 'FAIL'} {res['name']:<18} {res['query']!r}")
 sys.exit(0 if status["converged"] and verify["ok"] else 1)
 PY
+
+app_port="${PORT:-8080}"
+if [[ -n "$serve" ]]; then
+    step "provision serve stack.yaml --port ${app_port}: open http://127.0.0.1:${app_port}/ (Ctrl-C stops it)"
+    "$provision" serve stack.yaml --port "$app_port"
+elif [[ -n "$started_sandbox" ]]; then
+    step "the search page"
+    echo "The sandbox stops with this script. To search what it built in your browser, run"
+    echo "    make quickstart SERVE=1        (or examples/quickstart/run.sh --serve)"
+    echo "which builds the same stack and serves it at http://127.0.0.1:${app_port}/ until Ctrl-C."
+else
+    step "the search page"
+    echo "What was built stays on the cluster at \$ES_URL. With the same ES_URL (and credentials), run"
+    echo "    provision serve examples/quickstart/stack.yaml"
+    echo "and open http://127.0.0.1:8080/"
+fi

@@ -356,6 +356,24 @@ def search(
 
 
 @cli.command()
+@stack_argument
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every one)"
+)
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="port to listen on"
+)
+@click.option("--index", help="index to search (default: the first ingest job's)")
+@connection_options
+def serve(stack: Path, host: str, port: int, index: str | None, connection: Connection) -> None:
+    """Serve the search web page and its JSON API for STACK (read-only towards the cluster)."""
+    from provisioning.app import serve as run_server
+
+    loaded = open_stack(stack)
+    run_server(loaded, connection.open(loaded), host=host, port=port, index=index)
+
+
+@cli.command()
 @click.option("--plan", "plan_", is_flag=True, help="print the schema of `plan --output json` instead")
 def schema(plan_: bool) -> None:
     """Print the JSON Schema (draft 2020-12) of stack.yaml (or of the JSON plan)."""

@@ -101,7 +101,17 @@ def test_bodies_sent_by_apply_verify_search_and_destroy_match_the_api(
         refresh=True,
     )
     assert provisioning.verify(stack, cluster).ok
-    Searcher(stack, cluster).search_text("a red circle", k=2, index=f"{name}-images")
+    found = Searcher(stack, cluster).search_text("a red circle", k=2, index=f"{name}-images")
+    more = provisioning.similar(  # GET _doc (vectors back from 9.2), then kNN with must_not ids
+        stack,
+        cluster,
+        found.hits[0].id,
+        k=2,
+        index=f"{name}-images",
+        filter={"terms": {"image_name": ["a.jpg"]}},
+    )
+    assert found.hits[0].id not in [h.id for h in more.hits]
+    assert provisioning.health(stack, cluster, index=f"{name}-images").ok
     changed = full_stack(name, samples)
     changed["models"]["clip-text"]["deployment"]["number_of_allocations"] = 2
     changed["index_templates"][f"{name}-images"]["template"]["mappings"]["properties"]["label"] = {

@@ -61,6 +61,8 @@ def test_quickstart_script_runs_green() -> None:
     assert "smoke tests: 5 passed, 0 failed" in output
     assert ": converged" in output
     assert "red-circle-000.jpg" in output  # the text and image searches found the red circles
+    # it ends with the command that opens the app
+    assert "make quickstart SERVE=1" in result.stdout.splitlines()[-2]
 
 
 def test_smoke_tests_pass_with_recall_one_on_exact_knn(applied: Path, es_target: Target) -> None:
