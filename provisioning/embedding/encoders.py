@@ -166,6 +166,36 @@ class ImagePreprocessing:
         resample = int(getattr(processor, "resample", Image.Resampling.BICUBIC))
         return cls(shortest, resize_to, crop, resample, rescale, mean, std)
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ImagePreprocessing | None:
+        """The preprocessing a ``preprocessor_config.json`` describes, read without transformers.
+
+        Missing keys take ``CLIPImageProcessor``'s defaults, and integer sizes are read as transformers
+        reads them (``size: 224`` is the shortest edge, ``crop_size: 224`` a square). None when the file
+        is not a CLIP image processor's (its own processor class must be used then).
+        """
+        kind = config.get("image_processor_type") or config.get("feature_extractor_type")
+        if kind not in {"CLIPImageProcessor", "CLIPImageProcessorFast", "CLIPFeatureExtractor"}:
+            return None
+        size = config.get("size", {"shortest_edge": 224})
+        crop = config.get("crop_size", {"height": 224, "width": 224})
+        settings = {
+            "do_resize": config.get("do_resize", True),
+            "size": {"shortest_edge": size} if isinstance(size, int) else size,
+            "do_center_crop": config.get("do_center_crop", True),
+            "crop_size": {"height": crop, "width": crop} if isinstance(crop, int) else crop,
+            "do_rescale": config.get("do_rescale", True),
+            "rescale_factor": config.get("rescale_factor", 1 / 255),
+            "do_normalize": config.get("do_normalize", True),
+            "image_mean": config.get("image_mean", CLIP_MEAN),
+            "image_std": config.get("image_std", CLIP_STD),
+            "resample": config.get("resample", int(Image.Resampling.BICUBIC)),
+        }
+        if not isinstance(settings["size"], dict) or not isinstance(settings["crop_size"], dict):
+            return None
+        processor = type("CLIPImageProcessor", (), settings)()
+        return cls.from_processor(processor)
+
     @property
     def input_size(self) -> int:
         """The smallest side an image must have for this preprocessing not to upscale it."""
@@ -206,6 +236,9 @@ class ImagePreprocessing:
         return np.ascontiguousarray(pixels, dtype=np.float32)
 
 
+# CLIPImageProcessor's defaults (OPENAI_CLIP_MEAN / OPENAI_CLIP_STD in transformers).
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 MAX_ASPECT = 4.0  # beyond this ratio of long to short side, the middle is cut out before resizing
 
 
@@ -255,6 +288,7 @@ class Encoder:
         source: str,
         backend: ImageBackend | None = None,
         processor: Any = None,
+        preprocessing: ImagePreprocessing | None = None,
         dims: int | None = None,
         fingerprint: EncoderFingerprint | None = None,
         verdict: GateVerdict | None = None,
@@ -271,7 +305,7 @@ class Encoder:
         self._dims = dims
         if self._clip is not None:
             self._processor = self._clip.processor.image_processor
-        self.preprocessing: ImagePreprocessing | None = (
+        self.preprocessing: ImagePreprocessing | None = preprocessing or (
             ImagePreprocessing.from_processor(self._processor) if self._processor is not None else None
         )
         if backend is None and model is not None and self._clip is not None:
@@ -300,7 +334,7 @@ class Encoder:
     @property
     def supports_images(self) -> bool:
         """Whether the encoder has an image forward pass (a CLIP image tower)."""
-        return self.backend is not None and self._processor is not None
+        return self.backend is not None and (self.preprocessing is not None or self._processor is not None)
 
     @property
     def dims(self) -> int | None:
@@ -330,7 +364,7 @@ class Encoder:
         return None
 
     def _need_images(self) -> ImageBackend:
-        if self.backend is None or self._processor is None:
+        if self.backend is None or (self.preprocessing is None and self._processor is None):
             first = type(self.model[0]).__name__ if self.model is not None and len(self.model) else "nothing"
             raise EncoderError(
                 f"encoder '{self.name}' ({self.source}) cannot embed images: its first module is "
@@ -571,7 +605,7 @@ def _load_converted(
         )
     else:
         backend = OpenVinoBackend(artifact.model_file, precision=spec.precision, threads=spec.threads)
-    processor = _image_processor(name, directory)
+    preprocessing, processor = _image_preprocessing(name, directory)
     encoder = Encoder(
         name,
         None,
@@ -581,6 +615,7 @@ def _load_converted(
         source=source,
         backend=backend,
         processor=processor,
+        preprocessing=preprocessing,
         dims=info.dims,
         fingerprint=fingerprint,
     )
@@ -612,22 +647,29 @@ def _load_converted(
     return encoder
 
 
-def _image_processor(name: str, directory: Path) -> Any:
-    """The CLIP image processor of a model directory (the CLIP module's folder of an ST pipeline)."""
+def _image_preprocessing(name: str, directory: Path) -> tuple[ImagePreprocessing | None, Any]:
+    """The CLIP image preprocessing of a model directory (the CLIP module's folder of an ST pipeline):
+    read from its ``preprocessor_config.json`` (no transformers import, hence no torch, for converted
+    encoders), or, for configurations that reads do not reproduce, transformers' processor."""
     import json
-
-    from transformers import CLIPImageProcessor
 
     module_dir = directory
     modules_file = directory / "modules.json"
-    if modules_file.is_file():
-        try:
+    try:
+        if modules_file.is_file():
             modules = json.loads(modules_file.read_text(encoding="utf-8"))
             module_dir = directory / str(modules[0].get("path", ""))
-        except (OSError, ValueError, IndexError, AttributeError) as exc:
-            raise EncoderError(f"encoder '{name}': cannot read {modules_file}: {exc}") from exc
+        config_file = module_dir / "preprocessor_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    except (OSError, ValueError, IndexError, AttributeError) as exc:
+        raise EncoderError(f"encoder '{name}': cannot read the preprocessing of {module_dir}: {exc}") from exc
+    found = ImagePreprocessing.from_config(config) if isinstance(config, dict) and config else None
+    if found is not None:
+        return found, None
+    from transformers import CLIPImageProcessor
+
     try:
-        return CLIPImageProcessor.from_pretrained(str(module_dir))
+        return None, CLIPImageProcessor.from_pretrained(str(module_dir))
     except (OSError, ValueError) as exc:
         raise EncoderError(f"encoder '{name}': no CLIP image processor in {module_dir}: {exc}") from exc
 

@@ -5,10 +5,11 @@ search quality on the tiny trained CLIP pair.
 Real exports, real quantisers, real runtimes; no mocks. Models: the tiny trained pair in
 ``models/tiny-clip`` (quality) and a tiny random CLIP written by ``bench.ingest.models``.
 
-Quality metric (as in test_tiny_clip_models.py): every caption of every class in a language is a
-query; the gallery is the held-out images (10 per class of 42, a random stream training never used)
-written as JPEG and decoded as ingest decodes them; a query is right when its nearest image shows
-its class. An encoder the gate accepts must stay within 0.02 of torch fp32 for each language.
+Quality metric (``bench.encoders.quality``, as in test_tiny_clip_models.py): every caption of every
+class in a language is a query; the gallery is the held-out images (10 per class of 42, a random
+stream training never used) written as JPEG and decoded as ingest decodes them; a query is right when
+its nearest image shows its class. An encoder the gate accepts must stay within 0.02 of torch fp32
+for each language.
 """
 
 from __future__ import annotations
@@ -21,23 +22,25 @@ from typing import Any
 import numpy as np
 import pytest
 
-import synthetic_shapes as synthetic
+import provisioning
+from bench.encoders import quality
 from bench.ingest.models import save_tiny_clip
 from provisioning.embedding import conversion
 from provisioning.embedding.calibration import CalibrationSet
 from provisioning.embedding.conversion import EncoderCache
-from provisioning.embedding.encoders import Encoder, declared_fingerprint, load_encoder
+from provisioning.embedding.encoders import declared_fingerprint, load_encoder
+from provisioning.embedding.fingerprint import EncoderFingerprint
 from provisioning.embedding.quality_gate import MIN_MEAN_COSINE, QualityGateError
 from provisioning.image_ingest.decode import open_image
 from provisioning.stackfile.schema import EncoderSpec
-from tests.conftest import REPO
+from tests.conftest import REPO, Target
+from tests.integration.stacks import absolute_stack
 
 pytestmark = pytest.mark.slow
 
-TINY = REPO / "models" / "tiny-clip"
-SAMPLES = REPO / "examples" / "quickstart" / "samples"
-HELD_OUT_SEED = 2
-TOP1_TOLERANCE = 0.02
+TINY = quality.TINY
+SAMPLES = quality.QUICKSTART_SAMPLES
+QUICKSTART_SAMPLES = 84
 VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
 
 
@@ -161,46 +164,19 @@ def test_the_gate_refuses_a_broken_conversion_with_its_figures(tmp_path: Path) -
 
 
 @pytest.fixture(scope="module")
-def held_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], np.ndarray]:
-    directory = tmp_path_factory.mktemp("held-out")
-    paths = synthetic.write_sample_set(directory, seed=HELD_OUT_SEED, per_class=10, size=128)
-    index = {c.name: i for i, c in enumerate(synthetic.classes())}
-    return paths, np.array([index[p.name.rsplit("-", 1)[0]] for p in paths])
+def held_out(tmp_path_factory: pytest.TempPathFactory) -> quality.HeldOut:
+    return quality.held_out(tmp_path_factory.mktemp("held-out"))
 
 
 @pytest.fixture(scope="module")
-def queries() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per language: every caption's vector (the trained text model) and its class."""
-    from sentence_transformers import SentenceTransformer
-
-    text = SentenceTransformer(str(TINY / "text"), device="cpu")
-    out = {}
-    for language in synthetic.LANGUAGES:
-        texts, labels = [], []
-        for ci, shape_class in enumerate(synthetic.classes()):
-            for caption in synthetic.captions(shape_class.shape, shape_class.colour, language):
-                texts.append(caption)
-                labels.append(ci)
-        out[language] = (np.asarray(text.encode(texts, convert_to_numpy=True)), np.array(labels))
-    return out
-
-
-def _top1(
-    encoder: Encoder, held_out: tuple[list[Path], np.ndarray], queries: dict[str, Any]
-) -> dict[str, float]:
-    paths, labels = held_out
-    gallery = encoder.encode_images([open_image(p, min_size=encoder.input_size).image for p in paths])
-    gallery = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
-    figures = {}
-    for language, (vectors, query_labels) in queries.items():
-        q = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-        figures[language] = float((labels[(q @ gallery.T).argmax(axis=1)] == query_labels).mean())
-    return figures
+def queries() -> quality.Queries:
+    return quality.caption_queries()
 
 
 @pytest.fixture(scope="module")
-def torch_top1(held_out: tuple[list[Path], np.ndarray], queries: dict[str, Any]) -> dict[str, float]:
-    figures = _top1(load_encoder("clip-image", _spec(TINY / "image"), Path("/")), held_out, queries)
+def torch_top1(held_out: quality.HeldOut, queries: quality.Queries) -> dict[str, float]:
+    encoder = load_encoder("clip-image", _spec(TINY / "image"), Path("/"))
+    figures = quality.text_to_image_top1(encoder, held_out, queries)
     assert all(value >= 0.9 for value in figures.values()), figures
     return figures
 
@@ -209,8 +185,8 @@ def torch_top1(held_out: tuple[list[Path], np.ndarray], queries: dict[str, Any])
 def test_accepted_encoders_keep_text_to_image_top1_within_002_per_language(
     runtime: str,
     precision: str,
-    held_out: tuple[list[Path], np.ndarray],
-    queries: dict[str, Any],
+    held_out: quality.HeldOut,
+    queries: quality.Queries,
     torch_top1: dict[str, float],
 ) -> None:
     """fp32 conversions must pass the gate; an int8 one may be refused, but only by the gate, with its
@@ -224,7 +200,121 @@ def test_accepted_encoders_keep_text_to_image_top1_within_002_per_language(
         print(f"{runtime} {precision}: refused by the gate: {refused.verdict.figures()}")
         return
     assert encoder.verdict is not None and encoder.verdict.passed
-    figures = _top1(encoder, held_out, queries)
+    figures = quality.text_to_image_top1(encoder, held_out, queries)
     print(f"{runtime} {precision}: top-1 {figures} vs torch fp32 {torch_top1}; {encoder.verdict.figures()}")
     for language, value in figures.items():
-        assert abs(value - torch_top1[language]) <= TOP1_TOLERANCE, (language, value, torch_top1[language])
+        assert abs(value - torch_top1[language]) <= quality.TOP1_TOLERANCE, (
+            language,
+            value,
+            torch_top1[language],
+        )
+
+
+# -- the quickstart with each runtime -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("runtime", "precision"), [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32")])
+def test_the_quickstart_converges_with_each_runtime(
+    runtime: str, precision: str, es_target: Target, tmp_path: Path
+) -> None:
+    """``provisioning.converge`` on the quickstart stack with its image encoder converted: the gate
+    passes on the quickstart's own samples, every image is indexed and every smoke test passes (the
+    example-image query embeds its image with the same converted encoder)."""
+    import yaml
+
+    path = absolute_stack(tmp_path)
+    body = yaml.safe_load(path.read_text(encoding="utf-8"))
+    body["encoders"]["clip-image"].update(runtime=runtime, precision=precision)
+    path.write_text(yaml.safe_dump(body, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    stack = provisioning.load_stack(path)
+    cluster = provisioning.connect(stack, url=es_target.url)
+    try:
+        report = provisioning.converge(stack, cluster)
+        assert report.ok, report.to_json()
+        assert report.ingest is not None and report.ingest.jobs[0].indexed == QUICKSTART_SAMPLES
+        (load,) = report.ingest.encoders
+        assert (load.runtime, load.precision) == (runtime, precision)
+        assert load.gate is not None and load.gate["passed"] is True
+        assert load.gate["calibration"] == "64 images of ingest job 'samples'"
+        assert report.verify is not None
+        assert [(r.name, r.passed) for r in report.verify.results] == [
+            (n, True) for n in stack.spec.smoke_tests
+        ]
+        status = provisioning.status(stack, cluster)
+        details = next(r.details for r in status.resources if r.kind == "index")
+        assert f"clip-image: {runtime} {precision} of sha256:" in str(details["vectors.image_embedding"])
+    finally:
+        destroyed = provisioning.destroy(stack, cluster, provisioning.DestroyOptions(include_data=True))
+        assert destroyed.ok, destroyed.to_json()
+
+
+def test_provision_ingest_converts_quietly_and_prints_one_json_document(
+    random_clip: Path, es: Any, es_target: Target, tmp_path: Path
+) -> None:
+    """A first load converts, quantises and gates inside the command; stdout is still one JSON document
+    and the exporters' chatter goes nowhere (it is kept for error messages only)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    import yaml
+
+    from bench.ingest.corpus import small_jpeg
+    from bench.ingest.models import TINY_DIMS
+    from bench.ingest.stacks import create_index, write_stack
+
+    index = f"converted-{uuid.uuid4().hex[:8]}"
+    create_index(es, index, TINY_DIMS)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(5):
+        (photos / f"img_{i}.jpg").write_bytes(small_jpeg(300 + i))
+    path = write_stack(
+        tmp_path / "stack.yaml",
+        photos=photos,
+        model=random_clip,
+        index=index,
+        dims=TINY_DIMS,
+        url=es_target.url,
+    )
+    body = yaml.safe_load(path.read_text(encoding="utf-8"))
+    body["encoders"]["clip"].update(runtime="onnx", precision="int8")
+    path.write_text(yaml.safe_dump(body), encoding="utf-8")
+    env = {**os.environ, "PROVISION_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "provisioning",
+                "ingest",
+                str(path),
+                "--output",
+                "json",
+                "--es-url",
+                es_target.url,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        report = json.loads(done.stdout)
+        (load,) = report["encoders"]
+        assert (load["runtime"], load["precision"]) == ("onnx", "int8")
+        assert (
+            load["gate"]["passed"] is True
+            and load["gate"]["calibration"] == "5 images of ingest job 'photos' and 59 generated images"
+        )
+        assert (
+            load["fingerprint"]["vectors_id"] == EncoderFingerprint.from_json(load["fingerprint"]).vectors_id
+        )
+        assert report["jobs"][0]["indexed"] == 5
+        assert "Traceback" not in done.stderr and "[torch.onnx]" not in done.stdout + done.stderr
+        assert any((tmp_path / "cache" / "encoders").iterdir())
+    finally:
+        es.indices.delete(index=index, ignore_unavailable=True)
