@@ -24,7 +24,10 @@ The calls:
 - :func:`status` (``provision status``): per resource present, managed, drifted, with deployment
   state and document counts (:class:`StatusReport`).
 - :func:`ingest` (``provision ingest``): embed images and bulk-index them, incrementally
-  (:class:`IngestReport`).
+  (:class:`IngestReport`); a converted encoder refused by its quality gate raises
+  :class:`QualityGateError` (an :class:`EncoderError`), a vector field filled by another encoder
+  :class:`EncoderMismatchError` (an :class:`IngestError`). :class:`EncoderFingerprint` is the typed
+  identity of an image encoder's vectors, recorded in the index with what it embedded.
 - :func:`verify` (``provision verify``): run the smoke tests (:class:`VerifyReport`).
 - :func:`search` (``provision search``): one kNN query by text or example image (:class:`SearchResult`).
 
@@ -73,6 +76,10 @@ _EXPORTS = {
     "search": "provisioning.queries",
     "SearchResult": "provisioning.queries",
     "SearchError": "provisioning.queries",
+    "EncoderFingerprint": "provisioning.embedding.fingerprint",
+    "EncoderError": "provisioning.embedding.errors",
+    "QualityGateError": "provisioning.embedding.quality_gate",
+    "EncoderMismatchError": "provisioning.image_ingest.encoder_record",
     "ProvisionError": "provisioning.errors",
     "SpecError": "provisioning.errors",
 }
@@ -89,11 +96,15 @@ __all__ = [
     "ConvergeReport",
     "DestroyOptions",
     "DestroyReport",
+    "EncoderError",
+    "EncoderFingerprint",
+    "EncoderMismatchError",
     "IngestError",
     "IngestReport",
     "Plan",
     "PlanNotApplicable",
     "ProvisionError",
+    "QualityGateError",
     "SearchError",
     "SearchResult",
     "SpecError",
@@ -118,8 +129,12 @@ __all__ = [
 if TYPE_CHECKING:
     from provisioning.changes import Change, Conflict, Plan
     from provisioning.cluster import Cluster, ClusterError, ConnectionOptions, connect
+    from provisioning.embedding.errors import EncoderError
+    from provisioning.embedding.fingerprint import EncoderFingerprint
+    from provisioning.embedding.quality_gate import QualityGateError
     from provisioning.errors import ProvisionError, SpecError
     from provisioning.executor import ApplyReport, ChangeResult, PlanNotApplicable, apply
+    from provisioning.image_ingest.encoder_record import EncoderMismatchError
     from provisioning.image_ingest.errors import IngestError
     from provisioning.image_ingest.report import IngestReport
     from provisioning.image_ingest.run import ingest

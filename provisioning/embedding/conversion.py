@@ -43,7 +43,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,15 +258,16 @@ class EncoderCache:
         )
 
     def get_or_convert(
-        self, name: str, fingerprint: EncoderFingerprint, model: SentenceTransformer
+        self, name: str, fingerprint: EncoderFingerprint, load: Callable[[], SentenceTransformer]
     ) -> ConvertedModel:
-        """The cached conversion of ``fingerprint``, or a new one made from ``model`` (the source, loaded
-        by torch on the CPU) and cached. Raises ConversionError naming the encoder and the step."""
+        """The cached conversion of ``fingerprint``, or a new one made from ``load()`` (the source
+        model, loaded by torch on the CPU only on a cache miss) and cached. Raises ConversionError
+        naming the encoder and the step that failed."""
         found = self.cached(fingerprint)
         if found is not None:
             counters["cache_hits"] += 1
             return found
-        return self.convert(name, fingerprint, model)
+        return self.convert(name, fingerprint, load())
 
     def convert(
         self, name: str, fingerprint: EncoderFingerprint, model: SentenceTransformer

@@ -593,11 +593,7 @@ def _load_converted(
             reference = _load_directory(name, directory, "cpu")
         return reference
 
-    artifact = store.cached(fingerprint)
-    if artifact is None:
-        artifact = store.convert(name, fingerprint, torch_model())
-    else:
-        conversion.counters["cache_hits"] += 1
+    artifact = store.get_or_convert(name, fingerprint, torch_model)
     backend: ImageBackend
     if spec.runtime == "onnx":
         backend = OnnxBackend(

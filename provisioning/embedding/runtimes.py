@@ -19,7 +19,6 @@ leaves each runtime's default (one per core).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -162,10 +161,3 @@ class OpenVinoBackend:
         except RuntimeError as exc:
             raise EncoderError(f"OpenVINO failed on a batch of {len(pixels)} images: {exc}") from exc
         return np.array(result[self.compiled.output(0)], dtype=np.float32)
-
-
-def timed_run(backend: ImageBackend, pixels: Pixels) -> tuple[Vectors, float]:
-    """``backend.run(pixels)`` and the seconds it took (wall clock)."""
-    started = time.perf_counter()
-    vectors = backend.run(pixels)
-    return vectors, time.perf_counter() - started

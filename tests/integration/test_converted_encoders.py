@@ -215,13 +215,14 @@ def test_accepted_encoders_keep_text_to_image_top1_within_002_per_language(
 
 @pytest.mark.parametrize(("runtime", "precision"), [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32")])
 def test_the_quickstart_converges_with_each_runtime(
-    runtime: str, precision: str, es_target: Target, tmp_path: Path
+    runtime: str, precision: str, es_target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``provisioning.converge`` on the quickstart stack with its image encoder converted: the gate
     passes on the quickstart's own samples, every image is indexed and every smoke test passes (the
     example-image query embeds its image with the same converted encoder)."""
     import yaml
 
+    monkeypatch.setenv("PROVISION_CACHE_DIR", str(tmp_path / "cache"))  # converted and gated afresh
     path = absolute_stack(tmp_path)
     body = yaml.safe_load(path.read_text(encoding="utf-8"))
     body["encoders"]["clip-image"].update(runtime=runtime, precision=precision)
