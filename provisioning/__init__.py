@@ -25,7 +25,11 @@ The calls:
   state and document counts (:class:`StatusReport`).
 - :func:`ingest` (``provision ingest``): embed images and bulk-index them, incrementally
   (:class:`IngestReport`); the report is not ``ok`` when a job had more failed files than it
-  tolerates (:class:`FailureTolerance`: the job's ``max_failed``, or the ``max_failed`` argument).
+  tolerates (:class:`FailureTolerance`: the job's ``max_failed``, or the ``max_failed`` argument);
+  a converted encoder refused by its quality gate raises
+  :class:`QualityGateError` (an :class:`EncoderError`), a vector field filled by another encoder
+  :class:`EncoderMismatchError` (an :class:`IngestError`). :class:`EncoderFingerprint` is the typed
+  identity of an image encoder's vectors, recorded in the index with what it embedded.
 - :func:`verify` (``provision verify``): run the smoke tests (:class:`VerifyReport`).
 - :func:`search` (``provision search``): one kNN query by text or example image (:class:`SearchResult`).
 - :func:`similar`: "more like this", the images nearest to an indexed one by its stored vector.
@@ -87,6 +91,10 @@ _EXPORTS = {
     "image_file": "provisioning.image_files",
     "ImageFile": "provisioning.image_files",
     "UnsafeImagePath": "provisioning.image_files",
+    "EncoderFingerprint": "provisioning.embedding.fingerprint",
+    "EncoderError": "provisioning.embedding.errors",
+    "QualityGateError": "provisioning.embedding.quality_gate",
+    "EncoderMismatchError": "provisioning.image_ingest.encoder_record",
     "ProvisionError": "provisioning.errors",
     "SpecError": "provisioning.errors",
 }
@@ -103,6 +111,9 @@ __all__ = [
     "ConvergeReport",
     "DestroyOptions",
     "DestroyReport",
+    "EncoderError",
+    "EncoderFingerprint",
+    "EncoderMismatchError",
     "FailureTolerance",
     "HealthReport",
     "ImageFile",
@@ -112,6 +123,7 @@ __all__ = [
     "Plan",
     "PlanNotApplicable",
     "ProvisionError",
+    "QualityGateError",
     "QueryImageError",
     "SearchError",
     "SearchResult",
@@ -142,9 +154,13 @@ __all__ = [
 if TYPE_CHECKING:
     from provisioning.changes import Change, Conflict, Plan
     from provisioning.cluster import Cluster, ClusterError, ConnectionOptions, connect
+    from provisioning.embedding.errors import EncoderError
+    from provisioning.embedding.fingerprint import EncoderFingerprint
+    from provisioning.embedding.quality_gate import QualityGateError
     from provisioning.errors import ProvisionError, SpecError
     from provisioning.executor import ApplyReport, ChangeResult, PlanNotApplicable, apply
     from provisioning.image_files import ImageFile, UnsafeImagePath, image_file
+    from provisioning.image_ingest.encoder_record import EncoderMismatchError
     from provisioning.image_ingest.errors import IngestError
     from provisioning.image_ingest.report import IngestReport
     from provisioning.image_ingest.run import ingest

@@ -21,6 +21,9 @@ from provisioning.plan_document import plan_document
 from provisioning.resources.diff import DiffEntry
 
 MANAGED_BY = "provision"
+# The key of an index mapping's ``_meta`` where ingest records which encoder filled each vector field
+# (provisioning.image_ingest.encoder_record); kept when apply rewrites the index's ``_meta``.
+ENCODERS_META = "provision_encoders"
 Action = Literal["create", "update", "replace", "delete"]
 Mode = Literal["apply", "destroy"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "replace", "delete")

@@ -177,12 +177,11 @@ class Searcher:
         """The declared encoder ``name``, loaded on first use (once, also under concurrent calls)."""
         with self._encoder_lock:
             if name not in self._encoders:
-                from provisioning.embedding.encoders import load_encoder
+                from provisioning.embedding.encoders import load_stack_encoder
 
-                spec = self.stack.spec.encoders.get(name)
-                if spec is None:
+                if name not in self.stack.spec.encoders:
                     raise SearchError(f"encoder {name!r} is not declared in {self.stack.path.name}")
-                self._encoders[name] = load_encoder(name, spec, self.stack.base_dir)
+                self._encoders[name] = load_stack_encoder(self.stack, name)
             return self._encoders[name]
 
     def embed_image(self, image: Path | bytes, encoder: str) -> list[float]:

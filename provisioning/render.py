@@ -201,7 +201,17 @@ def render_ingest(report: IngestReport, *, max_failures: int = 20) -> str:
     """A human summary of an ingest run: one block per job, then up to ``max_failures`` failures each."""
     lines: list[str] = []
     for load in report.encoders:
-        lines.append(f"encoder {load.name}: {load.source} on {load.device} (loaded in {load.load_s:.1f}s)")
+        lines.append(
+            f"encoder {load.name}: {load.source}, {load.runtime} {load.precision} on {load.device} "
+            f"(loaded in {load.load_s:.1f}s)"
+        )
+        if load.gate is not None:
+            gate = load.gate
+            lines.append(
+                f"  quality gate passed: mean cosine {gate['mean_cosine']:.4f} (>= {gate['min_mean_cosine']:g}), "
+                f"top-{gate['neighbours']} neighbour overlap {gate['neighbour_overlap']:.3f} "
+                f"(>= {gate['min_neighbour_overlap']:g}) vs torch fp32 on {gate['calibration']}"
+            )
     for job in report.jobs:
         lines.append(
             f"ingest {job.name} -> {job.index}: {job.scanned} scanned, {job.already_indexed} already indexed, "
@@ -210,6 +220,8 @@ def render_ingest(report: IngestReport, *, max_failures: int = 20) -> str:
             + (f", {job.pruned} pruned" if job.pruned else "")
             + f" in {job.elapsed_s:.1f}s ({job.images_per_s:.1f} images/s)"
         )
+        if job.vectors_note:
+            lines.append(f"  vectors: {job.vectors_note}")
         if job.prune_skipped:
             lines.append(f"  prune skipped: {job.prune_skipped}")
         for failure in job.failures[:max_failures]:

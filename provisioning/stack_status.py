@@ -3,14 +3,19 @@ with what the cluster reports about it (deployment state and allocations, docume
 
 It is the planner's survey and plan read another way (:mod:`provisioning.planning`): a resource is
 drifted exactly when the plan has a change for it, so ``status`` and ``plan`` cannot disagree.
+
+Indices also show which encoder filled each vector field (``vectors.<field>``, from the record
+ingest keeps in the mapping's ``_meta``) and, when the stack now declares another encoder for it,
+that the next incremental ingest will refuse (``vectors.<field>.next_ingest``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from provisioning.changes import Live
 from provisioning.cluster import Cluster
-from provisioning.json_types import JsonObject, JsonValue
+from provisioning.json_types import JsonObject, JsonValue, as_object
 from provisioning.planning import plan_from, survey
 from provisioning.resources.diff import STATE_PATH
 from provisioning.stackfile.stack import Stack
@@ -97,8 +102,39 @@ def status(stack: Stack, cluster: Cluster) -> StatusReport:
                     want.address not in conflicts,
                     change is not None,
                     [f"{d.op} {d.path}" for d in change.diff] if change else [],
-                    reading.kind.status_details(have),
+                    {**reading.kind.status_details(have), **_vector_details(stack, have)},
                     change.reason if change else None,
                 )
             )
     return report
+
+
+def _vector_details(stack: Stack, live: Live) -> JsonObject:
+    """For an index: the encoder recorded for each vector field, and a warning when the stack's ingest
+    jobs for that field now declare an encoder with other vectors (the next ingest refuses)."""
+    if live.kind != "index":
+        return {}
+    from provisioning.embedding.encoders import declared_fingerprint
+    from provisioning.image_ingest.encoder_record import EncoderRecord, records_in
+
+    meta = as_object(as_object(live.body.get("mappings")).get("_meta"))
+    details: JsonObject = {}
+    for vector_field, record in sorted(records_in(meta).items()):
+        if not isinstance(record, EncoderRecord):
+            details[f"vectors.{vector_field}"] = f"unreadable record: {record}"
+            continue
+        text = record.describe()
+        if record.replacing is not None:
+            text += f"; a --full re-embed replacing vectors {record.replacing} has not finished"
+        details[f"vectors.{vector_field}"] = text
+        for name, job in stack.spec.ingest.items():
+            spec = stack.spec.encoders.get(job.encoder)
+            if job.index != live.name or job.vector_field != vector_field or spec is None:
+                continue
+            declared = declared_fingerprint(spec, stack.base_dir)
+            if declared is not None and declared.vectors_id != record.fingerprint.vectors_id:
+                details[f"vectors.{vector_field}.next_ingest"] = (
+                    f"refused: ingest job '{name}' declares {job.encoder}: {declared.describe()}; run "
+                    f"`provision ingest STACK {name} --full` to re-embed"
+                )
+    return details

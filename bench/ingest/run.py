@@ -9,12 +9,19 @@ weights: the cost of ``clip-ViT-B-32``) and the sandbox as the sink:
 
   (a) seed      the Elastic blog's create-image-embeddings.py (bench/ingest/seed.py)
   (b) provision ``run_ingest``, the library path of ``provision ingest``
-  (c) bound     batched forward passes over images decoded and prepared beforehand
+  (c) bound     the two costs (b) overlaps, each measured alone on the same images: the model's CPU
+                milliseconds per image on prepared tensors (batched forward passes, process CPU
+                clock) and decode + prepare's (one thread, its CPU clock)
+
+The honest bound for (b) is the pipeline bound: with every core busy all the time and nothing else
+to do, ``cores * 1000 / (model + decode core-ms)`` images per second. The model-only bound,
+``cores * 1000 / model core-ms``, is what the model alone could do; (b) can approach it only when
+decoding is free, so its ratio is printed for information above the last line.
 
 Each runs in a child process of its own, so that its peak RSS (from ``wait4``) is its own.
 Throughput excludes model loading (reported beside it). Time to the first searchable document is
 measured from the child's start by polling the index's ``_count`` (after a refresh), for (a) and (b).
-Floors: (b)/(a) >= 2.0 and (b)/(c) >= 0.85. The last line printed is
+Floors: (b)/(a) >= 2.0 and (b)/pipeline bound >= 0.90. The last line printed is
 ``ratios: vs_seed=<x> vs_bound=<y>``. The exit status is 1 when a floor is missed (not in --quick).
 """
 
@@ -29,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +49,7 @@ from bench.ingest.stacks import create_index, image_index_body, write_stack
 
 REPO = Path(__file__).resolve().parents[2]
 FLOOR_VS_SEED = 2.0
-FLOOR_VS_BOUND = 0.85
+FLOOR_VS_BOUND = 0.90
 
 
 @dataclass
@@ -54,13 +61,14 @@ class Result:
     peak_rss_mb: float
     wall_s: float
     first_searchable_s: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)  # e.g. the bound's core-ms per stage
 
     @property
     def images_per_s(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -110,7 +118,7 @@ def run_child(name: str, argv: list[str], first_doc: FirstDocument | None, log: 
     """Run one variant in its own process; its JSON line, wall time and peak RSS."""
     with log.open("wb") as err, tempfile.TemporaryFile() as out:
         started = time.perf_counter()
-        child = subprocess.Popen([sys.executable, *argv], stdout=out, stderr=err, env=_child_env(), cwd=REPO)
+        child = subprocess.Popen([sys.executable, *argv], stdout=out, stderr=err, env=child_env(), cwd=REPO)
         if first_doc is not None:
             first_doc.start()
         _, status, usage = os.wait4(child.pid, 0)
@@ -123,10 +131,32 @@ def run_child(name: str, argv: list[str], first_doc: FirstDocument | None, log: 
         tail = log.read_text(errors="replace")[-3000:]
         raise SystemExit(f"{name} failed (exit {child.returncode}); its log {log} ends with:\n{tail}")
     data: dict[str, Any] = json.loads(lines[-1])
-    peak_mb = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 1024 / 1024
+    # The child's own VmHWM when it reports one (wait4's ru_maxrss includes the parent's, see bench.memory).
+    reported = data.get("peak_rss_mb")
+    if isinstance(reported, int | float):
+        peak_mb = float(reported)
+    else:
+        peak_mb = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 1024 / 1024
+    known = {"images", "seconds", "model_load_s", "peak_rss_mb"}
+    extra = {k: float(v) for k, v in data.items() if k not in known and isinstance(v, int | float)}
     return Result(
-        name, int(data["images"]), float(data["seconds"]), float(data["model_load_s"]), peak_mb, wall, first
+        name,
+        int(data["images"]),
+        float(data["seconds"]),
+        float(data["model_load_s"]),
+        peak_mb,
+        wall,
+        first,
+        extra,
     )
+
+
+def cores() -> int:
+    """CPU cores this process may run on (the machine's, unless an affinity mask says fewer)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def prepare_inputs(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -217,24 +247,38 @@ def main(argv: list[str] | None = None) -> int:
             counts[index] = int(client.count(index=index)["count"])
         client.close()
 
+    model_ms, decode_ms = bound.extra["model_core_ms"], bound.extra["decode_core_ms"]
+    n = cores()
+    model_bound = n * 1000 / model_ms
+    pipeline_bound = n * 1000 / (model_ms + decode_ms)
     print(
         f"{'variant':<12}{'images':>8}{'images/s':>11}{'peak RSS MB':>13}{'model load s':>14}{'first doc s':>13}"
     )
-    for result in (seed, ours, bound):
+    for result in (seed, ours):
         first = "-" if result.first_searchable_s is None else f"{result.first_searchable_s:.1f}"
         print(
             f"{result.name:<12}{result.images:>8}{result.images_per_s:>11.2f}{result.peak_rss_mb:>13.0f}"
             f"{result.model_load_s:>14.1f}{first:>13}"
         )
+    print(
+        f"bound: model {model_ms:.1f} core-ms/image (batched forward passes on prepared tensors), "
+        f"decode+prepare {decode_ms:.1f} core-ms/image (one thread), {n} cores"
+    )
+    print(f"  model-only bound {model_bound:.2f} images/s = {n} x 1000 / {model_ms:.1f}")
+    print(
+        f"  pipeline bound   {pipeline_bound:.2f} images/s = {n} x 1000 / ({model_ms:.1f} + {decode_ms:.1f})"
+    )
     print(f"documents in the sink: {counts}")
     vs_seed = ours.images_per_s / seed.images_per_s
-    vs_bound = ours.images_per_s / bound.images_per_s
+    vs_bound = ours.images_per_s / pipeline_bound
+    vs_model = ours.images_per_s / model_bound
     ok = vs_seed >= FLOOR_VS_SEED and vs_bound >= FLOOR_VS_BOUND
     print(
         f"floors: vs_seed >= {FLOOR_VS_SEED} {'ok' if vs_seed >= FLOOR_VS_SEED else 'MISSED'}, "
         f"vs_bound >= {FLOOR_VS_BOUND} {'ok' if vs_bound >= FLOOR_VS_BOUND else 'MISSED'}"
         + (" (quick run: not meaningful)" if args.quick else "")
     )
+    print(f"model-only: vs_model_bound={vs_model:.2f}")
     print(f"ratios: vs_seed={vs_seed:.2f} vs_bound={vs_bound:.2f}")
     return 0 if ok or args.quick else 1
 

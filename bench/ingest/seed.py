@@ -32,6 +32,8 @@ from PIL import Image
 from sentence_transformers import SentenceTransformer
 from tqdm import tqdm
 
+from bench.memory import peak_rss_mb
+
 DEST_INDEX = "my-image-embeddings"
 CHUNK_SIZE = 100
 
@@ -106,7 +108,11 @@ def main() -> None:
     duration = time.perf_counter() - start_time
     print(f"Total duration = {duration}", file=sys.stderr)
     # For the benchmark: what was done, in how long (model loading excluded, as for the others).
-    print(json.dumps({"images": count, "seconds": duration, "model_load_s": load_seconds}))
+    print(
+        json.dumps(
+            {"images": count, "seconds": duration, "model_load_s": load_seconds, "peak_rss_mb": peak_rss_mb()}
+        )
+    )
 
 
 def image_embedding(image: Image.Image, model: Any) -> Any:

@@ -62,16 +62,25 @@ def write_stack(
     batch_size: int = 32,
     url: str = "http://localhost:9200",
     jobs: dict[str, dict[str, Any]] | None = None,
+    encoder: dict[str, Any] | None = None,
     **job: Any,
 ) -> Path:
-    """A stack file with one encoder (``clip``), the index, and one ingest job (``photos``) or ``jobs``."""
+    """A stack file with one encoder (``clip``, with ``encoder``'s extra settings such as runtime and
+    precision), the index, and one ingest job (``photos``) or ``jobs``."""
     photos_job: dict[str, Any] = {"index": index, "source": {"path": str(photos)}, "encoder": "clip"}
     photos_job.update(job)
     body = image_index_body(dims)
     stack = {
         "name": "ingest-test",
         "cluster": {"url": url},
-        "encoders": {"clip": {"source": {"path": str(model)}, "batch_size": batch_size, "device": "cpu"}},
+        "encoders": {
+            "clip": {
+                "source": {"path": str(model)},
+                "batch_size": batch_size,
+                "device": "cpu",
+                **(encoder or {}),
+            }
+        },
         "indices": {index: {"settings": body["settings"], "mappings": body["mappings"]}},
         "ingest": jobs if jobs is not None else {"photos": photos_job},
     }

@@ -91,7 +91,8 @@ def torch_warning(es_version: tuple[int, int, int], torch_version: str) -> str |
     return None
 
 
-def _dir_digest(path: Path) -> str:
+def dir_digest(path: Path) -> str:
+    """SHA-256 (hex) of every file under ``path`` (relative names and contents, sorted; ``.cache`` left out)."""
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.parts):
         digest.update(file.relative_to(path).as_posix().encode())
@@ -127,7 +128,7 @@ def fingerprint(model: ModelSpec, base_dir: Path) -> Fingerprint:
         path = path if path.is_absolute() else base_dir / path
         if not path.is_dir():
             raise TracingError(f"model directory not found: {path}")
-        source: JsonObject = {"path_sha256": _dir_digest(path)}
+        source: JsonObject = {"path_sha256": dir_digest(path)}
     else:
         source = {"hub": model.source.hub, "revision": model.source.revision or "main"}
     versions: JsonObject = dict(toolchain())
@@ -189,8 +190,8 @@ def real_memory_bytes(location: Path | str) -> int:
 
 
 @contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[Path]:
-    """Send file descriptor 2 to a file while eland traces.
+def quiet_native_stderr() -> Iterator[Path]:
+    """Send file descriptor 2 to a file while eland traces (or an exporter converts).
 
     eland profiles the model with torch.profiler, whose native code prints profiler start/stop
     lines straight to fd 2, and transformers warns about tracing; none of it is for the user.
@@ -252,7 +253,7 @@ class Tracer:
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix="trace-", dir=self.root))
         try:
-            with _quiet_native_stderr() as captured:
+            with quiet_native_stderr() as captured:
                 try:
                     traced = TransformerModel(
                         model_id=str(location),

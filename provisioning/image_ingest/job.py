@@ -45,6 +45,7 @@ from provisioning.image_ingest.documents import (
     index_action,
     is_content_id,
 )
+from provisioning.image_ingest.encoder_record import Decision, decide, read_meta, write_record
 from provisioning.image_ingest.errors import IngestError
 from provisioning.image_ingest.progress import Progress
 from provisioning.image_ingest.prune import prune_decision
@@ -141,6 +142,8 @@ class JobRun:
         self._documents: queue.Queue[list[dict[str, Any]] | Done] = queue.Queue(maxsize=4)
         self._started = 0.0
         self._refused_in_a_row = 0
+        self._record_later: Decision | None = None  # written after the first document (new index)
+        self.replacing = False  # a --full run replacing another encoder's vectors in this field
 
     # -- bookkeeping (any thread) ---------------------------------------------------------------
 
@@ -196,6 +199,7 @@ class JobRun:
 
     def run(self) -> JobReport:
         check_static_fields(self.name, self.job.fields, self.job.vector_field)
+        self._check_encoder()
         if self.progress is not None:
             total = sum(
                 1
@@ -236,6 +240,34 @@ class JobRun:
             self._prune()
         self.report.elapsed_s = time.perf_counter() - self._started
         return self.report
+
+    def _check_encoder(self) -> None:
+        """Refuse to mix encoders in the vector field; record ours (now, or after the first document
+        when the index does not exist yet). See :mod:`.encoder_record`."""
+        fingerprint = self.encoder.fingerprint
+        if fingerprint is None:
+            return
+        self.report.vectors = fingerprint.describe()
+        meta = read_meta(self.client, self.job.index, self.job.bulk)
+        recorded = meta.record(self.job.vector_field)
+        decision = decide(
+            self.name,
+            self.job.index,
+            self.job.vector_field,
+            self.encoder.name,
+            fingerprint,
+            recorded,
+            full=self.full,
+            has_documents=meta.exists,
+        )
+        self.report.vectors_note = decision.note
+        self.replacing = decision.replacing
+        if decision.write is None:
+            return
+        if meta.exists:
+            write_record(self.client, self.job.index, self.job.vector_field, decision.write, self.job.bulk)
+        else:
+            self._record_later = decision
 
     def _finish_indexer(self, indexer: threading.Thread) -> None:
         """Tell the indexer no more documents come (it sends what it holds), and wait for it."""
@@ -368,6 +400,9 @@ class JobRun:
                 self._refused_in_a_row = 0
                 if self.report.first_indexed_s is None:
                     self.report.first_indexed_s = time.perf_counter() - self._started
+                if self._record_later is not None and self._record_later.write is not None:
+                    record, self._record_later = self._record_later.write, None
+                    write_record(self.client, self.job.index, self.job.vector_field, record, self.job.bulk)
                 self._advance(indexed=1)
                 continue
             reason = f"{result.error_type}: {result.reason} (status {result.status})"

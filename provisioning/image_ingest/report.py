@@ -58,6 +58,8 @@ class JobReport:
     encoder_batches: int = 0
     prune_skipped: str | None = None  # why prune did not run, when it was asked for
     max_failed: FailureTolerance = field(default_factory=FailureTolerance)
+    vectors: str | None = None  # the encoder fingerprint the vectors come from (EncoderFingerprint.describe)
+    vectors_note: str | None = None  # what happened to the index's encoder record, when noteworthy
 
     def add_failure(self, failure: FileFailure) -> None:
         self.failed += 1
@@ -119,22 +121,36 @@ class JobReport:
             "max_failed": self.max_failed.to_json(),
             "failed_allowed": self.failed_allowed,
             "over_tolerance": self.over_tolerance,
+            "vectors": self.vectors,
+            "vectors_note": self.vectors_note,
         }
 
 
 @dataclass(frozen=True)
 class EncoderLoad:
+    """One encoder loaded for the run: where from, which runtime and precision, on which device, in
+    how many seconds (conversion and quality gate included when they ran), its fingerprint, and the
+    quality gate's figures for converted encoders."""
+
     name: str
     source: str
     device: str
     load_s: float
+    runtime: str = "torch"
+    precision: str = "fp32"
+    fingerprint: dict[str, Any] | None = None
+    gate: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "source": self.source,
             "device": self.device,
+            "runtime": self.runtime,
+            "precision": self.precision,
             "load_s": round(self.load_s, 3),
+            "fingerprint": self.fingerprint,
+            "gate": self.gate,
         }
 
 

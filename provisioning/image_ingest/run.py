@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from elasticsearch import Elasticsearch
 
 from provisioning.cluster import Cluster
-from provisioning.embedding.encoders import Encoder, load_encoder
+from provisioning.embedding.encoders import Encoder, load_stack_encoder
 from provisioning.image_ingest import bulk
+from provisioning.image_ingest.encoder_record import EncoderRecord, write_record
 from provisioning.image_ingest.errors import IngestError
 from provisioning.image_ingest.job import JobRun
 from provisioning.image_ingest.progress import Progress
@@ -34,11 +35,12 @@ def run_ingest(
 
     Incremental unless ``full``: files whose content is already indexed are skipped before decoding.
     ``prune`` overrides each job's ``prune`` setting. ``encoders`` may hold already loaded encoders
-    by name (the rest are loaded once each, however many jobs use them). ``max_failed`` overrides
-    each job's ``max_failed``: how many failed files it tolerates before the report is not ``ok``
-    (every job runs to its end either way). Jobs run one after another; the first that cannot go on
-    raises (:class:`IngestError`, :class:`EncoderError`), after the documents already embedded have
-    been sent.
+    by name (the rest are loaded once each, however many jobs use them; converted encoders pass the
+    quality gate first, on the stack's own images). Jobs run one after another; the first that cannot
+    go on raises (:class:`IngestError`, :class:`EncoderMismatchError` when a vector field holds another
+    encoder's vectors, :class:`EncoderError`, :class:`QualityGateError`), after the documents already
+    embedded have been sent. ``max_failed`` overrides each job's ``max_failed``: how many failed files
+    it tolerates before the report is not ``ok`` (every job runs to its end either way).
     """
     started = time.perf_counter()
     declared = stack.spec.ingest
@@ -49,6 +51,7 @@ def run_ingest(
         raise IngestError(f"no ingest job named {', '.join(unknown)} in the stack (declared: {known})")
     report = IngestReport()
     loaded: dict[str, Encoder] = dict(encoders or {})
+    replacing: dict[tuple[str, str], Encoder] = {}
     for name in names:
         job = declared[name]
         encoder = loaded.get(job.encoder)
@@ -57,10 +60,8 @@ def run_ingest(
             if spec is None:
                 raise IngestError(f"ingest job '{name}' names encoder '{job.encoder}', which is not declared")
             load_started = time.perf_counter()
-            encoder = load_encoder(job.encoder, spec, stack.base_dir)
-            report.encoders.append(
-                EncoderLoad(job.encoder, encoder.source, encoder.device, time.perf_counter() - load_started)
-            )
+            encoder = load_stack_encoder(stack, job.encoder)
+            report.encoders.append(encoder_load(encoder, time.perf_counter() - load_started))
             loaded[job.encoder] = encoder
         index_roots = [
             stack.resolve(other.source.path) for other in declared.values() if other.index == job.index
@@ -79,13 +80,71 @@ def run_ingest(
         job_report = run.run()
         job_report.max_failed = max_failed or FailureTolerance.parse(job.max_failed)
         report.jobs.append(job_report)
+        if run.replacing:
+            replacing[(job.index, job.vector_field)] = encoder
         if job_report.indexed or job_report.pruned:
             # What the job wrote is searchable when the command returns, so `verify` or a search
             # run right after sees it (within the job, refresh_interval makes documents visible).
             refresh = functools.partial(client.indices.refresh, index=job.index)
             bulk.with_retries(refresh, job.bulk, f"cannot refresh index '{job.index}'")
+    _finish_replacements(stack, client, names, report, replacing)
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+def encoder_load(encoder: Encoder, seconds: float) -> EncoderLoad:
+    """The report's line about a loaded encoder."""
+    return EncoderLoad(
+        encoder.name,
+        encoder.source,
+        encoder.device,
+        seconds,
+        runtime=encoder.runtime,
+        precision=encoder.precision,
+        fingerprint=None if encoder.fingerprint is None else dict(encoder.fingerprint.to_json()),
+        gate=None if encoder.verdict is None else dict(encoder.verdict.to_json()),
+    )
+
+
+def _finish_replacements(
+    stack: Stack,
+    client: Elasticsearch,
+    ran: Sequence[str],
+    report: IngestReport,
+    replacing: Mapping[tuple[str, str], Encoder],
+) -> None:
+    """Clear the ``replacing`` mark of each vector field whose writers all re-embedded everything.
+
+    A field's mark stays while a job writing to it did not run in this call, or did not index
+    everything it embedded: the field may still hold the old encoder's vectors.
+    """
+    by_name = {job.name: job for job in report.jobs}
+    for (index, field), encoder in replacing.items():
+        writers = [
+            name
+            for name, job in stack.spec.ingest.items()
+            if job.index == index and job.vector_field == field
+        ]
+        done = all(
+            name in ran
+            and name in by_name
+            and by_name[name].index_failures == 0
+            and by_name[name].full
+            and by_name[name].embedded == by_name[name].indexed
+            for name in writers
+        )
+        if not done or encoder.fingerprint is None:
+            for name in writers:
+                if name in by_name:
+                    by_name[name].vectors_note = (
+                        f"index '{index}' field '{field}' is still being re-embedded: run `provision ingest "
+                        f"--full` for {', '.join(writers)} until every image is indexed"
+                    )
+            continue
+        spec = stack.spec.ingest[writers[0]].bulk
+        write_record(client, index, field, EncoderRecord(encoder.name, encoder.fingerprint), spec)
+        for name in writers:
+            by_name[name].vectors_note = f"replaced every vector of index '{index}' field '{field}'"
 
 
 def ingest(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from provisioning.canonical import canonical_aliases, flatten_settings
-from provisioning.changes import Change, Desired, Live
+from provisioning.changes import ENCODERS_META, Change, Desired, Live
 from provisioning.cluster import ClusterError
 from provisioning.json_types import JsonObject, as_int, as_object
 from provisioning.resources.base import (
@@ -219,11 +219,19 @@ class Indices(ResourceKind[IndexDesired]):
                 )
             return
         if "mappings" in paths:
+            mappings = desired.mappings
+            # PUT _mapping replaces _meta whole: keep ingest's record of the encoders (see ENCODERS_META).
+            live_meta = (
+                as_object(as_object(change.live.body.get("mappings")).get("_meta")) if change.live else {}
+            )
+            if ENCODERS_META in live_meta:
+                meta = {**as_object(mappings.get("_meta")), ENCODERS_META: live_meta[ENCODERS_META]}
+                mappings = {**mappings, "_meta": meta}
             self.call(
                 f"update mapping of {desired.name}",
                 self.client.indices.put_mapping,
                 index=desired.name,
-                body=desired.mappings,
+                body=mappings,
             )
         settings: JsonObject = {
             c.path.removeprefix("settings."): c.after for c in change.diff if c.path.startswith("settings.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,18 @@ from provisioning.stackfile.schema import EncoderSpec, ModelSpec, SourceSpec, Te
 from provisioning.stackfile.source import PathKey
 from provisioning.stackfile.stack import Stack
 from provisioning.vectors import FLOAT_ELEMENT_TYPES, dense_vector_problems, knn_problem
+
+# Python modules each converted runtime needs at run time (installed by the onnx / openvino extras).
+RUNTIME_MODULES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("onnx", "fp32"): ("onnxruntime", "onnxscript", "onnx"),
+    ("onnx", "int8"): ("onnxruntime", "onnxscript", "onnx"),
+    ("openvino", "fp32"): ("openvino", "onnxscript", "onnx"),
+    ("openvino", "int8"): ("openvino", "nncf", "onnxscript", "onnx"),
+}
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,16 @@ class Checker:
             self.embedders[("encoder", name)] = Embedder(
                 "encoder", name, dims, normalized or encoder.normalize
             )
+            missing = [
+                m for m in RUNTIME_MODULES.get((encoder.runtime, encoder.precision), ()) if not _installed(m)
+            ]
+            if missing:
+                extra = "onnx" if encoder.runtime == "onnx" else "openvino"
+                self.add(
+                    ("encoders", name, "runtime"),
+                    f"runtime {encoder.runtime} {encoder.precision} needs {', '.join(missing)}, which "
+                    f"{'is' if len(missing) == 1 else 'are'} not installed: pip install 'provisioning[{extra}]'",
+                )
 
     def check_endpoints(self) -> None:
         for name, endpoint in self.spec.inference_endpoints.items():
@@ -283,6 +306,7 @@ class Checker:
         return mapping
 
     def check_ingest(self) -> None:
+        writers: dict[tuple[str, str], tuple[str, str]] = {}  # (index, field) -> (job, encoder)
         for name, job in self.spec.ingest.items():
             at: PathKey = ("ingest", name)
             embedder = self.embedders.get(("encoder", job.encoder))
@@ -306,6 +330,14 @@ class Checker:
                 self._vector_field(job.index, job.vector_field, embedder, at + ("vector_field",), "vector")
             else:
                 self._vector_field(job.index, job.vector_field, embedder, at, "vector")
+            other = writers.setdefault((job.index, job.vector_field), (name, job.encoder))
+            if other[1] != job.encoder:
+                self.add(
+                    at + ("encoder",),
+                    f"ingest job '{other[0]}' fills {job.index}.{job.vector_field} with encoder '{other[1]}'; "
+                    f"vectors of two encoders must not share a field: use '{other[1]}' here or another "
+                    "vector_field or index",
+                )
 
     def check_smoke_tests(self) -> None:
         for name, test in self.spec.smoke_tests.items():

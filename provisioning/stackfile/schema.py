@@ -280,14 +280,60 @@ class ModelSpec(Strict):
     deployment: DeploymentSpec | None = None
 
 
+Runtime = Literal["torch", "onnx", "openvino"]
+Precision = Literal["fp32", "int8"]
+
+
+class CalibrationSpec(Strict):
+    """The images the quality gate compares a converted encoder with torch fp32 on."""
+
+    path: str | None = Field(
+        None,
+        description="folder of images, relative to the stack file; default: the images of the ingest jobs "
+        "that use this encoder, or generated images when they have none",
+    )
+    images: int = Field(64, ge=16, le=2048, description="how many images the gate embeds (evenly sampled)")
+
+
 class EncoderSpec(Strict):
-    """A model run on the ingest host by sentence-transformers (images or text)."""
+    """A CLIP model run on the ingest host: by torch (sentence-transformers), or converted from the same
+    source for ONNX Runtime or OpenVINO, in fp32 or int8 behind a quality gate."""
 
     source: SourceSpec
     dims: int | None = Field(None, ge=1, le=4096)
     batch_size: int = Field(32, ge=1, le=4096)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="auto: a CUDA GPU when one is usable (torch; ONNX Runtime's CUDA execution provider), "
+        "else the CPU. OpenVINO runs on the CPU",
+    )
     normalize: bool = Field(False, description="scale embeddings to unit length (needed for dot_product)")
+    runtime: Runtime = Field(
+        "torch",
+        description="torch (sentence-transformers, as trained), onnx (ONNX Runtime) or openvino; onnx and "
+        "openvino models are exported from the same source and cached",
+    )
+    precision: Precision = Field(
+        "fp32",
+        description="int8 quantises the converted model (onnx: dynamic int8; openvino: NNCF post-training "
+        "int8); it is used only if it passes the quality gate against torch fp32",
+    )
+    threads: int | None = Field(
+        None, ge=1, le=256, description="threads of the forward pass; default: the runtime's (all cores)"
+    )
+    calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
+
+    @model_validator(mode="after")
+    def _runtime(self) -> EncoderSpec:
+        if self.runtime == "torch" and self.precision != "fp32":
+            raise ValueError(
+                f"precision {self.precision} needs a converted model: set runtime: onnx or runtime: openvino"
+            )
+        if self.runtime == "openvino" and self.device == "cuda":
+            raise ValueError(
+                "runtime openvino runs on the CPU here: use device: auto or cpu, or runtime: onnx"
+            )
+        return self
 
 
 class InferenceEndpointSpec(Strict):

@@ -200,7 +200,9 @@ def _closed_port() -> int:
 def test_closed_port_is_connection_refused() -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     line = _one_error_line(_plan(url, "--api-key", API_KEY), url, "connection refused")
-    assert line == f"error: read the cluster's version: cannot reach Elasticsearch at {url}: connection refused"
+    assert (
+        line == f"error: read the cluster's version: cannot reach Elasticsearch at {url}: connection refused"
+    )
 
 
 def test_credentials_in_the_url_are_redacted() -> None:

@@ -271,3 +271,28 @@ def test_environment_offline_values() -> None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _same(a: ImagePreprocessing | None, b: ImagePreprocessing | None) -> bool:
+    assert a is not None and b is not None
+    arrays = ("mean", "std")
+    plain = [f for f in a.__dataclass_fields__ if f not in arrays]
+    return all(getattr(a, f) == getattr(b, f) for f in plain) and all(
+        np.array_equal(getattr(a, f), getattr(b, f)) for f in arrays
+    )
+
+
+def test_preprocessing_from_the_config_file_equals_the_processor_s(tiny_clip: Path) -> None:
+    """Converted encoders read preprocessor_config.json without transformers (no torch import)."""
+    from transformers import CLIPImageProcessor
+
+    config = json.loads((tiny_clip / "preprocessor_config.json").read_text())
+    from_file = ImagePreprocessing.from_config(config)
+    assert _same(
+        from_file, ImagePreprocessing.from_processor(CLIPImageProcessor.from_pretrained(str(tiny_clip)))
+    )
+    # The older form (openai/clip-vit-base-patch32): integer sizes, a feature extractor type, defaults.
+    legacy = {"feature_extractor_type": "CLIPFeatureExtractor", "size": 224, "crop_size": 224, "resample": 3}
+    reference = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
+    assert _same(ImagePreprocessing.from_config(legacy), ImagePreprocessing.from_processor(reference))
+    assert ImagePreprocessing.from_config({"image_processor_type": "SiglipImageProcessor"}) is None

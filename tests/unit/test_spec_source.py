@@ -144,10 +144,7 @@ def test_explicit_keys_override_merged_ones_and_only_explicit_duplicates_are_err
     merged mappings the first listed wins; two explicit keys of one name are still a duplicate."""
     path = tmp_path / "merge.yaml"
     path.write_text(
-        "a: &base {x: 1, y: 2}\n"
-        "b: {<<: *base, y: 3}\n"
-        "c: {<<: [*base, {x: 9, w: 4}], z: 1}\n"
-        "d: {p: 1, p: 2}\n"
+        "a: &base {x: 1, y: 2}\nb: {<<: *base, y: 3}\nc: {<<: [*base, {x: 9, w: 4}], z: 1}\nd: {p: 1, p: 2}\n"
     )
     located = read_source(path, {})
     assert located.value["b"] == {"x": 1, "y": 3}

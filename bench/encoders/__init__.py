@@ -1,0 +1,1 @@
+"""``python -m bench.encoders``: provision ingest with each encoder runtime and precision (see run.py)."""
