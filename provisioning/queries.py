@@ -177,7 +177,7 @@ class Searcher:
         """The declared encoder ``name``, loaded on first use (once, also under concurrent calls)."""
         with self._encoder_lock:
             if name not in self._encoders:
-                from provisioning.embedding.encoders import load_stack_encoder
+                from provisioning.embedding.loading import load_stack_encoder
 
                 if name not in self.stack.spec.encoders:
                     raise SearchError(f"encoder {name!r} is not declared in {self.stack.path.name}")

@@ -114,7 +114,7 @@ def _vector_details(stack: Stack, live: Live) -> JsonObject:
     jobs for that field now declare an encoder with other vectors (the next ingest refuses)."""
     if live.kind != "index":
         return {}
-    from provisioning.embedding.encoders import declared_fingerprint
+    from provisioning.embedding.loading import declared_fingerprint
     from provisioning.image_ingest.encoder_record import EncoderRecord, records_in
 
     meta = as_object(as_object(live.body.get("mappings")).get("_meta"))

@@ -28,7 +28,7 @@ def gate(stack_paths: list[Path]) -> list[dict[str, Any]]:
 
 def _gate(stack_path: Path) -> dict[str, Any]:
     from provisioning.embedding import conversion
-    from provisioning.embedding.encoders import load_stack_encoder
+    from provisioning.embedding.loading import load_stack_encoder
     from provisioning.embedding.quality_gate import QualityGateError
     from provisioning.stackfile import load_stack
 
@@ -53,7 +53,7 @@ def tiny(variants: list[str], work: Path) -> dict[str, dict[str, Any]]:
     """Per variant (``runtime-precision``): accepted, the gate's verdict, top-1 per language."""
     from bench.encoders import quality
     from provisioning.embedding.calibration import CalibrationSet
-    from provisioning.embedding.encoders import load_encoder
+    from provisioning.embedding.loading import load_encoder
     from provisioning.embedding.quality_gate import QualityGateError
     from provisioning.stackfile.schema import EncoderSpec
 
@@ -92,7 +92,7 @@ def tiny(variants: list[str], work: Path) -> dict[str, dict[str, Any]]:
 
 def ingest(stack_path: Path) -> dict[str, Any]:
     from provisioning.cluster import ConnectionOptions, build_client
-    from provisioning.embedding.encoders import load_stack_encoder
+    from provisioning.embedding.loading import load_stack_encoder
     from provisioning.image_ingest import run_ingest
     from provisioning.stackfile import load_stack
 

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PROVISION_CACHE_DIR"] = str(Path(args.cache).expanduser() / "provision-cache")
     from elasticsearch import Elasticsearch
 
-    from provisioning.sandbox import SandboxConfig, SandboxServer
+    from es_sandbox import SandboxConfig, SandboxServer
 
     dims = 16 if args.model == "tiny" else 512
     work = Path(tempfile.mkdtemp(prefix="bench-encoders-"))

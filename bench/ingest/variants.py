@@ -1,6 +1,6 @@
 """(b) provision's ingest and (c) the model bound, each run alone in a child process of the benchmark.
 
-Both load the encoder through the same code (``provisioning.embedding.encoders.load_encoder``) with
+Both load the encoder through the same code (``provisioning.embedding.loading.load_encoder``) with
 the same batch size and torch settings, so the only difference between them is what (b) does
 around the forward passes: scanning, hashing, existence checks, decoding, preparing, bulk indexing.
 
@@ -23,7 +23,7 @@ from bench.memory import peak_rss_mb
 
 def run_provision(stack_path: Path) -> dict[str, float]:
     from provisioning.cluster import ConnectionOptions, build_client
-    from provisioning.embedding.encoders import load_stack_encoder
+    from provisioning.embedding.loading import load_stack_encoder
     from provisioning.image_ingest import run_ingest
     from provisioning.stackfile import load_stack
 
@@ -54,7 +54,7 @@ def run_bound(model: Path, images: Path, batch_size: int) -> dict[str, float]:
     model: batched forward passes over the prepared tensors (after one untimed warm-up batch), timed
     with the process's CPU clock (every thread the runtime uses) and the wall clock.
     """
-    from provisioning.embedding.encoders import load_encoder
+    from provisioning.embedding.loading import load_encoder
     from provisioning.image_ingest.decode import decode_image
     from provisioning.stackfile.schema import EncoderSpec, SourceSpec
 

@@ -35,7 +35,8 @@ from typing import Any, TypeVar
 
 from elasticsearch import Elasticsearch
 
-from provisioning.embedding.encoders import Encoder, Prepared
+from provisioning.embedding.encoders import Encoder
+from provisioning.embedding.preprocessing import Prepared
 from provisioning.image_ingest import bulk
 from provisioning.image_ingest.decode import ImageDecodeError, ImageFacts, decode_image, read_file
 from provisioning.image_ingest.documents import (

@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from elasticsearch import Elasticsearch
 
 from provisioning.cluster import Cluster
-from provisioning.embedding.encoders import Encoder, load_stack_encoder
+from provisioning.embedding.encoders import Encoder
+from provisioning.embedding.loading import load_stack_encoder
 from provisioning.image_ingest import bulk
 from provisioning.image_ingest.encoder_record import EncoderRecord, write_record
 from provisioning.image_ingest.errors import IngestError

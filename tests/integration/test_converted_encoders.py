@@ -28,8 +28,8 @@ from bench.ingest.models import save_tiny_clip
 from provisioning.embedding import conversion
 from provisioning.embedding.calibration import CalibrationSet
 from provisioning.embedding.conversion import EncoderCache
-from provisioning.embedding.encoders import declared_fingerprint, load_encoder
 from provisioning.embedding.fingerprint import EncoderFingerprint
+from provisioning.embedding.loading import declared_fingerprint, load_encoder
 from provisioning.embedding.quality_gate import MIN_MEAN_COSINE, QualityGateError
 from provisioning.image_ingest.decode import open_image
 from provisioning.stackfile.schema import EncoderSpec

@@ -23,7 +23,8 @@ import provisioning
 from bench.ingest.corpus import small_jpeg, write_bad_input_corpus
 from bench.ingest.models import TINY_DIMS, save_tiny_clip
 from bench.ingest.stacks import create_index, write_stack
-from provisioning.embedding.encoders import Encoder, load_encoder
+from provisioning.embedding.encoders import Encoder
+from provisioning.embedding.loading import load_encoder
 from provisioning.image_ingest import IngestError, run_ingest
 from provisioning.image_ingest.tolerance import FailureTolerance
 from provisioning.stackfile import load_stack

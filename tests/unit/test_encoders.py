@@ -21,14 +21,11 @@ from PIL import Image
 
 from bench.ingest.models import TINY_DIMS, save_tiny_clip
 from provisioning.embedding import encoders, hub
-from provisioning.embedding.encoders import (
-    EncoderError,
-    HubUnavailableError,
-    ImagePreprocessing,
-    load_encoder,
-    resolve_device,
-)
+from provisioning.embedding.encoders import resolve_device
+from provisioning.embedding.errors import EncoderError, HubUnavailableError
 from provisioning.embedding.hub import probe_endpoint
+from provisioning.embedding.loading import load_encoder
+from provisioning.embedding.preprocessing import ImagePreprocessing
 from provisioning.stackfile.schema import EncoderSpec, SourceSpec
 
 
