@@ -33,6 +33,10 @@ IMPLEMENTED = (
     "lowercase",
     "uppercase",
     "trim",
+    "split",
+    "join",
+    "gsub",
+    "html_strip",
     "convert",
     "drop",
     "fail",
@@ -611,7 +615,8 @@ def _model_input_field(state: SandboxState, model_ref: str) -> str:
 
 Builder = Callable[[Processor, ProcessorConfig], None]
 
-# ``pipeline`` is registered by es_sandbox.pipelines: running it needs the stored pipelines.
+# ``pipeline`` is registered by es_sandbox.pipelines: running it needs the stored pipelines;
+# ``split``, ``join``, ``gsub`` and ``html_strip`` by es_sandbox.text_processors.
 _BUILDERS: dict[str, Builder] = {
     "set": _build_set,
     "remove": _build_remove,

@@ -9,6 +9,7 @@ summed (each clause's scores times its boost). ``_count`` runs the query phase o
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,9 +23,11 @@ from es_sandbox.mapper.parameters import NUMERIC_TYPES
 from es_sandbox.metadata import Index, indices_part
 from es_sandbox.node import NODE_ID
 from es_sandbox.query.context import ShardContext, parsing_error
+from es_sandbox.query.inner_hits import knn_under_nested
 from es_sandbox.query.knn import knn_search
-from es_sandbox.query.nodes import Knn, MatchAll, iter_queries
+from es_sandbox.query.nodes import Knn, MatchAll, Query, iter_queries
 from es_sandbox.query.parser import parse_query, query_string
+from es_sandbox.search_fetch import docvalue_fields, render_inner_hits
 from es_sandbox.search_request import SearchRequest, out_of_scope, parse_search
 from es_sandbox.state import SandboxState
 from es_sandbox.util import now_millis
@@ -48,6 +51,17 @@ class Shard:
     knn_named: list[tuple[str, np.ndarray, np.ndarray]] = field(default_factory=list)
     knn_results: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     error: ApiError | None = None
+    alias_filters: list[dict[str, Any]] | None = None  # the filtered aliases the search came through
+
+    def alias_mask(self) -> np.ndarray | None:
+        """Rows the alias filters let through (any of them), or None when no filter applies."""
+        if not self.alias_filters:
+            return None
+        mask = np.zeros(self.ctx.n, dtype=bool)
+        for body in self.alias_filters:
+            matched, _ = parse_query(body).evaluate(self.ctx)
+            mask |= matched
+        return mask
 
 
 def _shard_failure(shard: Shard, error: ApiError) -> dict[str, Any]:
@@ -95,6 +109,12 @@ def open_shards(state: SandboxState, expression: str | None, params: Mapping[str
             expand_wildcards=expand,
         )
         for index in indices:
+            if index.state == "close":
+                if ignore_unavailable:
+                    continue
+                raise ApiError(
+                    400, "index_closed_exception", "closed", index_uuid=index.uuid, index=index.name
+                )
             searcher = index.searcher(now)
             ctx = ShardContext(
                 index.name,
@@ -107,7 +127,11 @@ def open_shards(state: SandboxState, expression: str | None, params: Mapping[str
                 index.store,
                 state,
             )
-            shards.append(Shard(index, searcher, ctx))
+            shards.append(
+                Shard(
+                    index, searcher, ctx, alias_filters=indices_part(state).alias_filters(expression, index)
+                )
+            )
     return shards
 
 
@@ -253,24 +277,47 @@ def _run_query(search: SearchRequest, shard: Shard) -> None:
         mask, scores = ctx.empty()
     else:
         mask, scores = MatchAll().evaluate(ctx)
+    alias_mask = shard.alias_mask()
+    if alias_mask is not None:
+        mask = mask & alias_mask
     shard.mask = mask.copy()
     shard.scores = np.where(mask, scores, 0).astype(np.float32)
     results = []
     for clause in search.knn:
-        filter_mask = None
+        filter_mask = alias_mask.copy() if alias_mask is not None else None
         if clause.filters:
-            filter_mask = np.ones(ctx.n, dtype=bool)
+            if filter_mask is None:
+                filter_mask = np.ones(ctx.n, dtype=bool)
             for item in clause.filters:
                 m, _ = item.evaluate(ctx)
                 filter_mask &= m
         assert clause.k is not None
-        results.append(
-            knn_search(ctx, clause.field, clause.vector(ctx), clause.k, filter_mask, clause.similarity)
-        )
+        leaf = ctx.field(clause.field)
+        if leaf is not None and leaf.nested_path is not None:
+            if filter_mask is not None:
+                clause = dataclasses.replace(clause, filters=[*clause.filters, _MaskQuery(mask=filter_mask)])
+            mask, knn_scores = knn_under_nested(ctx, clause, clause.inner_hits)
+            rows = np.flatnonzero(mask)
+            order = np.lexsort((rows, -knn_scores[rows]))
+            results.append((rows[order].astype(np.int64), knn_scores[rows][order]))
+            continue
+        k = clause.k if clause.k is not None else 10
+        results.append(knn_search(ctx, clause.field, clause.vector(ctx), k, filter_mask, clause.similarity))
     shard.knn_results = results
 
 
 _MISSING_LAST = object()
+
+
+@dataclass
+class _MaskQuery(Query):
+    """A precomputed mask as a query (an alias filter handed to a nested kNN)."""
+
+    mask: np.ndarray | None = None
+
+    def _evaluate(self, ctx: ShardContext) -> tuple[np.ndarray, np.ndarray]:
+        assert self.mask is not None
+        return self.mask, np.zeros(ctx.n, dtype=np.float32)
 
 
 def _sort_values(
@@ -427,10 +474,21 @@ def _hit(
     source = render_source(shard.index, record, search.source, shard.searcher, row)
     if source is not None:
         hit["_source"] = source
-    if search.fields:
-        fields = fetch_fields(shard.index, record, search.fields, shard.searcher, row)
+    if search.fields or search.docvalue_fields:
+        fields = (
+            fetch_fields(shard.index, record, search.fields, shard.searcher, row) if search.fields else {}
+        )
+        if search.docvalue_fields:
+            fields.update(docvalue_fields(shard.index, record, search.docvalue_fields, shard.searcher, row))
         if fields:
             hit["fields"] = fields
+    if shard.ctx.inner_hits:
+        exclude = (
+            search.source.exclude_vectors
+            if search.source.exclude_vectors is not None
+            else shard.index.exclude_source_vectors
+        )
+        hit["inner_hits"] = render_inner_hits(shard.index, record, row, shard.ctx.inner_hits, exclude)
     named = [(name, mask, scores) for name, mask, scores in shard.knn_named]
     named += [(name, mask, scores) for name, (mask, scores) in shard.ctx.named.items()]
     matched = [(name, float(scores[row])) for name, mask, scores in named if mask[row]]
@@ -476,6 +534,9 @@ def count(
             failures.append((shard, error))
             continue
         mask = mask & shard.ctx.live()[: shard.ctx.n]
+        alias_mask = shard.alias_mask()
+        if alias_mask is not None:
+            mask &= alias_mask
         if min_score is not None:
             mask &= scores >= float(min_score)
         total += int(mask.sum())

@@ -70,7 +70,6 @@ OUT_OF_SCOPE = {
     "script_fields": "script fields need painless",
     "runtime_mappings": "runtime fields need painless",
     "slice": "sliced scrolls are not implemented",
-    "profile": "profiling is not implemented",
 }
 
 
@@ -98,6 +97,8 @@ class SearchRequest:
     seq_no_primary_term: bool
     rest_total_hits_as_int: bool
     named_scores: bool = False
+    docvalue_fields: list[Any] | None = None
+    profile: bool = False
 
 
 def _int_value(body: Mapping[str, Any], key: str, default: int) -> int:
@@ -262,4 +263,6 @@ def parse_search(
         ),
         rest_total_hits_as_int=rest_int,
         named_scores=params.get("include_named_queries_score") in ("", "true"),
+        docvalue_fields=list(body["docvalue_fields"]) if body.get("docvalue_fields") else None,
+        profile=bool(body.get("profile", False)),
     )

@@ -11,6 +11,7 @@ MODULES = [
     "es_sandbox.api.info",
     "es_sandbox.api.cluster_health",
     "es_sandbox.api.cluster_settings",
+    "es_sandbox.api.cluster_state",
     "es_sandbox.api.license",
     "es_sandbox.api.nodes",
     "es_sandbox.api.cat",

@@ -14,7 +14,7 @@ from typing import Any
 from es_sandbox.http import Request, Response, RouteTable, bad_request
 from es_sandbox.metadata import cluster_setting, indices_part
 from es_sandbox.state import SandboxState
-from es_sandbox.util import parse_time_value
+from es_sandbox.util import parse_time_value, split_names
 
 routes = RouteTable()
 
@@ -26,7 +26,16 @@ def cluster_health(state: SandboxState, expression: str | None, level: str) -> d
     indices = indices_part(state)
     if expression:
         selected = indices.resolve(expression, ignore_unavailable=True, allow_no_indices=True)
-        missing = not selected
+        # ES answers red for a concrete name that does not exist (IndexNotFoundException); a
+        # wildcard that matches nothing yet is an empty, green selection.
+        missing = any(
+            "*" not in name
+            and name not in ("_all", "")
+            and not name.startswith("-")
+            and name not in indices.indices
+            and not indices.alias_indices(name)
+            for name in split_names(expression)
+        )
     else:
         selected = list(indices.indices.values())
         missing = False

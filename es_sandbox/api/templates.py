@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from es_sandbox import settings as index_settings
+from es_sandbox import tracking
 from es_sandbox.http import ApiError, Request, Response, RouteTable, bad_request, unknown_field
 from es_sandbox.mapper.merging import merge_mappings
 from es_sandbox.mapper.parsing import MappingContext, parse_mapping
@@ -149,6 +150,8 @@ def _lifecycle_view(body: dict[str, Any], include_defaults: bool) -> dict[str, A
 def put_component_template(state: SandboxState, request: Request) -> dict[str, Any]:
     name = request.path_params["name"]
     body = request.json_object(required=True)
+    if tracking.enabled():
+        tracking.refuse_managed("template", body)
     for key in body:
         if key not in COMPONENT_KEYS:
             raise unknown_field("component_template", key, COMPONENT_KEYS)
@@ -183,6 +186,7 @@ def put_component_template(state: SandboxState, request: Request) -> dict[str, A
             else:
                 templates.component[name] = previous
             raise
+        tracking.record(state, "component_template", name)
     return {"acknowledged": True}
 
 
@@ -212,7 +216,12 @@ def get_component_template(state: SandboxState, request: Request) -> Response:
             "component_templates": [
                 {
                     "name": n,
-                    "component_template": _lifecycle_view(templates.component[n].body, include_defaults),
+                    "component_template": tracking.view(
+                        state,
+                        "component_template",
+                        n,
+                        _lifecycle_view(templates.component[n].body, include_defaults),
+                    ),
                 }
                 for n in matched
             ]
@@ -261,6 +270,7 @@ def delete_component_template(state: SandboxState, request: Request) -> dict[str
             )
         for name in targets:
             templates.component.pop(name, None)
+            tracking.forget(state, "component_template", name)
     return {"acknowledged": True}
 
 
@@ -371,6 +381,8 @@ def _validate_composition(templates: TemplatesState, template: IndexTemplate) ->
 def put_index_template(state: SandboxState, request: Request) -> dict[str, Any]:
     name = request.path_params["name"]
     body = request.json_object(required=True)
+    if tracking.enabled():
+        tracking.refuse_managed("template", body)
     _validate_name(name, "index_template")
     stored = _parse_index_template(name, body)
     template = IndexTemplate(name, stored)
@@ -381,6 +393,7 @@ def put_index_template(state: SandboxState, request: Request) -> dict[str, Any]:
         _check_overlaps(templates, template)
         _validate_composition(templates, template)
         templates.index[name] = template
+        tracking.record(state, "index_template", name)
     return {"acknowledged": True}
 
 
@@ -395,7 +408,12 @@ def get_index_template(state: SandboxState, request: Request) -> Response:
         matched, missing = _get_matching(name, templates.index, "index")
         body = {
             "index_templates": [
-                {"name": n, "index_template": _lifecycle_view(templates.index[n].body, include_defaults)}
+                {
+                    "name": n,
+                    "index_template": tracking.view(
+                        state, "index_template", n, _lifecycle_view(templates.index[n].body, include_defaults)
+                    ),
+                }
                 for n in matched
             ]
         }
@@ -426,6 +444,7 @@ def delete_index_template(state: SandboxState, request: Request) -> dict[str, An
             targets.extend(matched)
         for name in targets:
             templates.index.pop(name, None)
+            tracking.forget(state, "index_template", name)
     return {"acknowledged": True}
 
 
