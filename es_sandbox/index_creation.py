@@ -20,6 +20,7 @@ from es_sandbox.metadata import (
     Index,
     cluster_setting,
     indices_part,
+    legacy_for,
     normalize_alias,
     parse_aliases,
     resolve_template,
@@ -74,7 +75,7 @@ def create_index(
             f"cannot create index with name [{name}], because it matches with template [{template.name}] that "
             "creates data streams only, use create data stream api instead"
         )
-    resolved = resolve_template(templates, template, request_settings)
+    resolved = resolve_template(templates, template, request_settings, legacy_for(templates, name))
     merged_settings = {**index_settings.defaults(), **resolved.settings, **request_settings}
     merged_settings = {k: v for k, v in merged_settings.items() if v is not None}
     index_settings.validate(

@@ -340,6 +340,7 @@ class TemplatesState:
     def __init__(self) -> None:
         self.component: dict[str, ComponentTemplate] = {}
         self.index: dict[str, IndexTemplate] = {}
+        self.legacy: dict[str, dict[str, Any]] = {}  # legacy (v1) templates, as GET _template shows them
 
     def snapshot_writer(self) -> Callable[[Path, Path | None], None]:
         return _templates_snapshot_writer(self)
@@ -475,11 +476,34 @@ class Resolved:
     template: IndexTemplate | None = None
 
 
+def legacy_for(templates: TemplatesState, index_name: str) -> list[dict[str, Any]]:
+    """The legacy templates matching ``index_name``, lowest ``order`` first (the last one wins)."""
+    matching = [
+        body
+        for body in templates.legacy.values()
+        if any(simple_match(p, index_name) for p in body.get("index_patterns", []))
+    ]
+    return sorted(matching, key=lambda body: int(body.get("order", 0)))
+
+
 def resolve_template(
-    templates: TemplatesState, template: IndexTemplate | None, extra_settings: Mapping[str, Any] | None = None
+    templates: TemplatesState,
+    template: IndexTemplate | None,
+    extra_settings: Mapping[str, Any] | None = None,
+    legacy: list[dict[str, Any]] | None = None,
 ) -> Resolved:
+    """What templates give a new index: the composable ``template``, or (when none matches) the
+    matching legacy templates merged in ``order``."""
     resolved = Resolved(template=template)
     if template is None:
+        mappings: list[Mapping[str, Any] | None] = []
+        for legacy_body in legacy or []:
+            resolved.settings.update(index_settings.normalize(legacy_body.get("settings")))
+            resolved.aliases.update(legacy_body.get("aliases") or {})
+            mappings.append(legacy_body.get("mappings") or None)
+        if mappings:
+            ctx = MappingContext({**resolved.settings, **(extra_settings or {})})
+            resolved.mapping = compose_mappings(mappings, ctx)
         return resolved
     bodies: list[Mapping[str, Any]] = []
     for name in template.composed_of:
@@ -706,6 +730,7 @@ def _templates_snapshot_writer(self: TemplatesState) -> Callable[[Path, Path | N
     data = {
         "component": {name: copy.deepcopy(t.body) for name, t in self.component.items()},
         "index": {name: copy.deepcopy(t.body) for name, t in self.index.items()},
+        "legacy": copy.deepcopy(self.legacy),
     }
 
     def write(directory: Path, previous: Path | None) -> None:
@@ -719,6 +744,7 @@ def _load_templates(state: SandboxState, directory: Path) -> TemplatesState:
     part = TemplatesState()
     part.component = {name: ComponentTemplate(name, body) for name, body in data["component"].items()}
     part.index = {name: IndexTemplate(name, body) for name, body in data["index"].items()}
+    part.legacy = data.get("legacy", {})
     return part
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from es_sandbox.aggregations import collect
 from es_sandbox.fetch import fetch_fields, render_source
 from es_sandbox.http import ApiError, Request
 from es_sandbox.mapper.parameters import NUMERIC_TYPES
@@ -52,6 +53,7 @@ class Shard:
     knn_results: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     error: ApiError | None = None
     alias_filters: list[dict[str, Any]] | None = None  # the filtered aliases the search came through
+    query_nanos: int = 0  # the query phase's time on this index (``profile``)
 
     def alias_mask(self) -> np.ndarray | None:
         """Rows the alias filters let through (any of them), or None when no filter applies."""
@@ -156,7 +158,9 @@ def run(state: SandboxState, search: SearchRequest, shards: list[Shard], started
     failures: list[tuple[Shard, ApiError]] = []
     for shard in shards:
         try:
+            began = time.perf_counter_ns()
             _run_query(search, shard)
+            shard.query_nanos = time.perf_counter_ns() - began
         except ApiError as error:
             shard.error = error
             failures.append((shard, error))
@@ -191,9 +195,12 @@ def run(state: SandboxState, search: SearchRequest, shards: list[Shard], started
     sorting = search.sort is not None and not (
         len(search.sort) == 1 and search.sort[0][0] == "_score" and search.sort[0][1] == "desc"
     )
+    aggregated: list[tuple[ShardContext, np.ndarray]] = []
     for shard_number, shard in enumerate(live_shards):
         assert shard.mask is not None and shard.scores is not None
         mask = shard.mask & shard.ctx.live()[: shard.ctx.n]
+        if search.aggs:
+            aggregated.append((shard.ctx, mask.copy()))
         if search.post_filter is not None:
             post_mask, _ = search.post_filter.evaluate(shard.ctx)
             mask &= post_mask
@@ -265,7 +272,70 @@ def run(state: SandboxState, search: SearchRequest, shards: list[Shard], started
     }
     if failures:
         response["_shards"]["failures"] = [_shard_failure(s, e) for s, e in failures]
+    if search.aggs:
+        response["aggregations"] = collect(search.aggs, aggregated)
+    if search.profile:
+        response["profile"] = {"shards": [_profile(search, shard) for shard in live_shards]}
     return response
+
+
+def _profile(search: SearchRequest, shard: Shard) -> dict[str, Any]:
+    """``profile: true``: each shard's query tree (as the sandbox ran it) and its measured time.
+
+    The sandbox has no Lucene scorers, so the breakdown's timings are not split by phase: the whole
+    query time is reported as ``score`` and the other entries are zero.
+    """
+    query = search.query if search.query is not None else (search.knn[0] if search.knn else MatchAll())
+    nanos = shard.query_nanos
+    breakdown = dict.fromkeys(
+        (
+            "set_min_competitive_score",
+            "match",
+            "shallow_advance",
+            "next_doc",
+            "score_count",
+            "compute_max_score",
+            "advance",
+            "count_weight",
+            "create_weight",
+            "build_scorer",
+            "next_doc_count",
+            "advance_count",
+            "match_count",
+            "build_scorer_count",
+            "create_weight_count",
+            "shallow_advance_count",
+            "set_min_competitive_score_count",
+            "count_weight_count",
+            "compute_max_score_count",
+        ),
+        0,
+    )
+    breakdown["score"] = nanos
+    return {
+        "id": f"[{NODE_ID}][{shard.index.name}][0]",
+        "node_id": NODE_ID,
+        "shard_id": 0,
+        "index": shard.index.name,
+        "cluster": "(local)",
+        "searches": [
+            {
+                "query": [
+                    {
+                        "type": type(query).__name__ + "Query",
+                        "description": repr(query)[:200],
+                        "time_in_nanos": nanos,
+                        "breakdown": breakdown,
+                    }
+                ],
+                "rewrite_time": 0,
+                "collector": [
+                    {"name": "QueryPhaseCollector", "reason": "search_query_phase", "time_in_nanos": nanos}
+                ],
+            }
+        ],
+        "aggregations": [],
+    }
 
 
 def _run_query(search: SearchRequest, shard: Shard) -> None:

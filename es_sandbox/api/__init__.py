@@ -17,6 +17,7 @@ MODULES = [
     "es_sandbox.api.cat",
     "es_sandbox.api.indices",
     "es_sandbox.api.templates",
+    "es_sandbox.api.legacy_templates",
     "es_sandbox.api.documents",
     "es_sandbox.api.bulk",
     "es_sandbox.api.search",

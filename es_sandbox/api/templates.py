@@ -8,6 +8,7 @@ from typing import Any
 
 from es_sandbox import settings as index_settings
 from es_sandbox import tracking
+from es_sandbox.api.legacy_templates import overlapping_legacy, precedence_warning
 from es_sandbox.http import ApiError, Request, Response, RouteTable, bad_request, unknown_field
 from es_sandbox.mapper.merging import merge_mappings
 from es_sandbox.mapper.parsing import MappingContext, parse_mapping
@@ -394,6 +395,9 @@ def put_index_template(state: SandboxState, request: Request) -> dict[str, Any]:
         _validate_composition(templates, template)
         templates.index[name] = template
         tracking.record(state, "index_template", name)
+        older = overlapping_legacy(state, template.patterns)
+        if older:
+            request.warn(precedence_warning(name, template.patterns, older))
     return {"acknowledged": True}
 
 
@@ -528,6 +532,9 @@ def simulate_template(state: SandboxState, request: Request) -> dict[str, Any]:
                 "Validation Failed: 1: must specify a template name or a template body;",
             )
         overlapping = [
+            {"name": legacy_name, "index_patterns": patterns}
+            for legacy_name, patterns in overlapping_legacy(state, template.patterns).items()
+        ] + [
             {"name": t.name, "index_patterns": t.patterns}
             for t in sorted(view.index.values(), key=lambda t: t.name)
             if t.name != template.name
@@ -537,7 +544,26 @@ def simulate_template(state: SandboxState, request: Request) -> dict[str, Any]:
                 for b in t.patterns
             )
         ]
-        return {"template": _resolved_view(view, template, tier=True), "overlapping": overlapping}
+        resolved = _resolved_view(view, template, tier=True)
+        lifecycle = _resolved_lifecycle(view, template)
+        if lifecycle is not None:
+            resolved["lifecycle"] = _lifecycle_view(
+                {"template": {"lifecycle": lifecycle}}, request.flag("include_defaults")
+            )["template"]["lifecycle"]
+        return {"template": resolved, "overlapping": overlapping}
+
+
+def _resolved_lifecycle(templates: TemplatesState, template: IndexTemplate) -> dict[str, Any] | None:
+    """The data stream lifecycle a data stream template gives (its components' merged under its own)."""
+    if template.body.get("data_stream") is None:
+        return None
+    merged: dict[str, Any] | None = None
+    bodies = [templates.component[c].body for c in template.composed_of if c in templates.component]
+    for body in [*bodies, template.body]:
+        lifecycle = (body.get("template") or {}).get("lifecycle")
+        if isinstance(lifecycle, dict):
+            merged = {**(merged or {}), **lifecycle}
+    return merged
 
 
 def _overlap(a: str, b: str) -> bool:

@@ -644,6 +644,13 @@ def iter_queries(query: Query) -> list[Query]:
         children = [query.query]
     elif isinstance(query, Knn):
         children = list(query.filters)
+    else:
+        # Other compound queries (nested, function_score) name their sub-queries in these fields.
+        inner = getattr(query, "query", None)
+        children = [inner] if isinstance(inner, Query) else []
+        for function in getattr(query, "functions", []):
+            if isinstance(getattr(function, "filter", None), Query):
+                children.append(function.filter)
     for child in children:
         out.extend(iter_queries(child))
     return out
