@@ -246,21 +246,14 @@ def delete_component_template(state: SandboxState, request: Request) -> dict[str
     names = split_names(request.path_params["name"])
     with state.lock:
         templates = templates_part(state)
-        targets: list[str] = []
-        for pattern in names:
-            matched = [n for n in templates.component if simple_match(pattern, n)]
-            if not matched and "*" not in pattern:
-                raise ApiError(
-                    404,
-                    "resource_not_found_exception",
-                    f"component_template [{pattern}] not found"
-                    if len(names) == 1
-                    else f"component_template [{','.join(names)}] not found",
-                )
-            targets.extend(matched)
+        targets = _deletion_targets(names, list(templates.component))
+        # ES checks that no index template needs them (validateCanBeRemoved) before anything else
+        matching = [
+            n for n in templates.component if (n in names if len(names) > 1 else simple_match(names[0], n))
+        ]
         in_use = {}
         for template in templates.index.values():
-            used = [n for n in targets if n in template.composed_of]
+            used = [n for n in matching if n in template.composed_of]
             if used:
                 in_use[template.name] = used
         if in_use:
@@ -269,10 +262,31 @@ def delete_component_template(state: SandboxState, request: Request) -> dict[str
                 f"component templates [{', '.join(components)}] cannot be removed as they are still in use by index "
                 f"templates [{', '.join(sorted(in_use))}]"
             )
+        if isinstance(targets, ApiError):
+            raise ApiError(404, "resource_not_found_exception", targets.reason)
         for name in targets:
             templates.component.pop(name, None)
             tracking.forget(state, "component_template", name)
     return {"acknowledged": True}
+
+
+def _deletion_targets(names: list[str], existing: list[str]) -> list[str] | ApiError:
+    """The templates a DELETE of ``names`` removes, or (as an error to raise) the names it misses.
+
+    As MetadataIndexTemplateService removes templates: several names are exact names, all of which
+    must exist (the error lists the missing ones); one name is a pattern that must match something
+    unless it matches everything (``*``).
+    """
+    if len(names) > 1:
+        missing = [name for name in names if name not in existing]
+        if missing:
+            return ApiError(404, "resource_not_found_exception", ",".join(missing))
+        return list(dict.fromkeys(names))
+    pattern = names[0] if names else ""
+    matched = [name for name in existing if simple_match(pattern, name)]
+    if not matched and pattern not in ("*", "_all"):
+        return ApiError(404, "resource_not_found_exception", pattern)
+    return matched
 
 
 # -- index templates ----------------------------------------------------------------------------------------
@@ -440,12 +454,9 @@ def delete_index_template(state: SandboxState, request: Request) -> dict[str, An
     names = split_names(request.path_params["name"])
     with state.lock:
         templates = templates_part(state)
-        targets = []
-        for pattern in names:
-            matched = [n for n in templates.index if simple_match(pattern, n)]
-            if not matched and "*" not in pattern:
-                raise ApiError(404, "resource_not_found_exception", f"index_template [{pattern}] missing")
-            targets.extend(matched)
+        targets = _deletion_targets(names, list(templates.index))
+        if isinstance(targets, ApiError):
+            raise ApiError(404, "resource_not_found_exception", f"index_template [{targets.reason}] missing")
         for name in targets:
             templates.index.pop(name, None)
             tracking.forget(state, "index_template", name)
