@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError
 
+from es_sandbox.versions import Emulation, parse_version
 from tests.sandbox.sandbox_helpers import index_name, unique
 
 __all__ = ["index_name"]
@@ -99,12 +100,22 @@ def test_dense_vector_defaults(es: Elasticsearch, index_name: str) -> None:
         "similarity": "cosine",
         "index_options": {"type": "int8_hnsw", "m": 16, "ef_construction": 100},
     }
-    assert props["clip"]["index_options"] == {
-        "type": "bbq_hnsw",
-        "m": 16,
-        "ef_construction": 100,
-        "rescore_vector": {"oversample": 3.0},
-    }
+    # The 512-dim default depends on the version and license (es_sandbox.versions): bbq_disk from
+    # 9.4 where the license allows it, bbq_hnsw from 9.1, int8_hnsw before.
+    version = Emulation(parse_version(es.info()["version"]["number"]))
+    enterprise = es.license.get()["license"]["type"] in ("trial", "enterprise")
+    if version.has("dense_vector.default_bbq_disk") and enterprise:
+        expected = {"type": "bbq_disk", "cluster_size": 384, "rescore_vector": {"oversample": 3.0}}
+    elif version.has("dense_vector.default_bbq_hnsw"):
+        expected = {
+            "type": "bbq_hnsw",
+            "m": 16,
+            "ef_construction": 100,
+            "rescore_vector": {"oversample": 3.0},
+        }
+    else:
+        expected = {"type": "int8_hnsw", "m": 16, "ef_construction": 100}
+    assert props["clip"]["index_options"] == expected
     assert props["raw"] == {"type": "dense_vector", "dims": 4, "index": False}
     assert props["bytes"]["element_type"] == "byte"
     assert "index_options" not in props["bytes"]
