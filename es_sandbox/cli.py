@@ -15,6 +15,7 @@ import click
 
 from es_sandbox.config import Faults, SandboxConfig
 from es_sandbox.server import SandboxServer
+from es_sandbox.versions import NEWEST, RELEASES, UnsupportedVersion, parse_version
 from provisioning.units import parse_bytes
 
 
@@ -42,6 +43,13 @@ def _configure_logging() -> None:
     logger.propagate = False
 
 
+def _es_version(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return str(parse_version(value))
+    except UnsupportedVersion as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @click.command(name="sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True, help="interface to listen on")
 @click.option(
@@ -52,6 +60,15 @@ def _configure_logging() -> None:
 )
 @click.option(
     "--ml-memory", default="4gb", show_default=True, help="native memory the ML node offers deployments"
+)
+@click.option(
+    "--es-version",
+    default=NEWEST.minor_line,
+    show_default=True,
+    callback=_es_version,
+    help="Elasticsearch version to emulate: "
+    + ", ".join(f"{major}.{minor}" for major, minor in RELEASES)
+    + " (the minor's .0 release) or a release such as 9.2.5",
 )
 @click.option(
     "--license", "license_type", type=click.Choice(["basic", "trial"]), default="basic", show_default=True
@@ -68,6 +85,7 @@ def command(
     port: int,
     data_dir: Path | None,
     ml_memory: str,
+    es_version: str,
     license_type: str,
     deployment_delay: float,
     fault_bulk_429: float,
@@ -83,6 +101,7 @@ def command(
         data_dir=data_dir,
         ml_memory_bytes=parse_bytes(ml_memory),
         license=license_type,
+        es_version=es_version,
         deployment_start_delay_s=deployment_delay,
         allocation_delay_s=deployment_delay,
         faults=Faults(fault_bulk_429, fault_503, fault_latency_ms, fault_seed),
@@ -92,7 +111,8 @@ def command(
     except OSError as exc:
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     click.echo(
-        f"sandbox listening on {server.url} (Elasticsearch 9 API subset; for development and CI only)",
+        f"sandbox listening on {server.url} (Elasticsearch {config.es_version} API subset; "
+        "for development and CI only)",
         err=True,
     )
     try:

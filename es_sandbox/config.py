@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ES_VERSION = "9.2.0"
-LUCENE_VERSION = "10.3.0"
+from es_sandbox.versions import NEWEST
 
 
 @dataclass(frozen=True)
@@ -34,4 +33,5 @@ class SandboxConfig:
     deployment_start_delay_s: float = 0.5  # time spent in 'starting' before 'started'
     allocation_delay_s: float = 0.5  # time from 'started' to 'fully_allocated'
     license: str = "basic"  # initial license type; 'trial' to skip start_trial
+    es_version: str = str(NEWEST)  # the Elasticsearch version emulated (es_sandbox.versions), e.g. "9.2.5"
     faults: Faults = field(default_factory=Faults)

@@ -319,3 +319,49 @@ def _round(dt: datetime, unit: str, up: bool) -> datetime:
         start = dt.replace(microsecond=0)
         end = start + timedelta(seconds=1)
     return end - timedelta(milliseconds=1) if up else start
+
+
+_JAVA_TOKENS = re.compile(r"yyyy|yy|uuuu|MM|dd|HH|mm|ss|SSS|'[^']*'")
+_DATE_MATH_NAME = re.compile(r"\{([^{}]*)(?:\{([^{}|]*)(?:\|([^{}]*))?\})?\}")
+
+
+def format_java(millis: int, pattern: str) -> str:
+    """A date in a Java DateTimeFormatter pattern (the letters date math index names use)."""
+    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
+    values = {
+        "yyyy": f"{dt.year:04d}",
+        "uuuu": f"{dt.year:04d}",
+        "yy": f"{dt.year % 100:02d}",
+        "MM": f"{dt.month:02d}",
+        "dd": f"{dt.day:02d}",
+        "HH": f"{dt.hour:02d}",
+        "mm": f"{dt.minute:02d}",
+        "ss": f"{dt.second:02d}",
+        "SSS": f"{dt.microsecond // 1000:03d}",
+    }
+
+    def token(match: re.Match[str]) -> str:
+        text = match.group(0)
+        return text[1:-1] if text.startswith("'") else values[text]
+
+    return _JAVA_TOKENS.sub(token, pattern)
+
+
+def resolve_date_math_name(name: str, now_millis: int) -> str:
+    """``<logs-{now/d}>`` -> ``logs-2024.05.01``: ES's date math in index and alias names.
+
+    Within ``<...>``, each ``{expression{format|time_zone}}`` is date math (``now``, or an anchor
+    date before ``||``) rendered with the Java format (``yyyy.MM.dd`` by default); the rest is kept.
+    Names not in angle brackets are returned as they are.
+    """
+    if not (name.startswith("<") and name.endswith(">")):
+        return name
+    inner = name[1:-1]
+    anchor_format = DateFormat("strict_date_optional_time||epoch_millis")
+
+    def expand(match: re.Match[str]) -> str:
+        expression, fmt = match.group(1), match.group(2) or "yyyy.MM.dd"
+        millis = parse_date_math(expression, anchor_format, now_millis)
+        return format_java(millis, fmt)
+
+    return _DATE_MATH_NAME.sub(expand, inner)

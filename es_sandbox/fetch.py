@@ -81,6 +81,13 @@ def render_source(
         spec.exclude_vectors if spec.exclude_vectors is not None else index.exclude_source_vectors
     )
     source = record.source if exclude_vectors else index.store.source_with_vectors(record, searcher, row)
+    if exclude_vectors:
+        # Vectors in nested objects stay in the stored _source (see store.NestedVectorColumn).
+        nested = [
+            p for p, leaf in index.compiled.fields.items() if leaf.type == "dense_vector" and leaf.nested_path
+        ]
+        if nested:
+            source = filter_source(source, None, nested)
     stored = index.mapping.get("_source", {})
     if stored.get("includes") or stored.get("excludes"):
         source = filter_source(source, stored.get("includes"), stored.get("excludes"))

@@ -26,6 +26,7 @@ class IngestDocument:
     source: dict[str, Any]
     meta: dict[str, Any]
     ingest: dict[str, Any] = field(default_factory=dict)
+    pipeline_stack: list[str] = field(default_factory=list)  # the pipelines running, outermost first
 
     def _root_and_path(self, path: str) -> tuple[dict[str, Any], list[str]]:
         if path.startswith("_ingest."):

@@ -22,28 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from es_sandbox import jsonio
+from es_sandbox import jsonio, versions
 from es_sandbox import settings as index_settings
-from es_sandbox.config import ES_VERSION
 from es_sandbox.http import ApiError, bad_request
 from es_sandbox.mapper.lookup import CompiledMapping, compile_mapping
-from es_sandbox.mapper.merging import count_fields, merge_mappings
 from es_sandbox.mapper.parsing import MappingContext, parse_mapping
 from es_sandbox.persistence import link_or_copy, register_loader, write_file
 from es_sandbox.state import SandboxState
-from es_sandbox.store import DocRecord, IndexStore, VectorColumn
+from es_sandbox.store import DocRecord, IndexStore, NestedVectorColumn, VectorColumn
 from es_sandbox.util import (
     deep_merge,
     nest_settings,
-    new_uuid,
-    now_millis,
     parse_time_value,
     simple_match,
     split_names,
-    validate_index_name,
 )
 
-VERSION_CREATED = "9039000"  # IndexVersion id ES 9.2 writes into index.version.created
 ALIAS_KEYS = ("filter", "routing", "index_routing", "search_routing", "is_write_index", "is_hidden")
 
 
@@ -148,7 +142,8 @@ class Index:
 
     @property
     def exclude_source_vectors(self) -> bool:
-        return bool(self.settings.get("index.mapping.exclude_source_vectors", "true") == "true")
+        default = versions.current().for_index(self.settings).exclude_source_vectors_default()
+        return bool(self.settings.get("index.mapping.exclude_source_vectors", str(default).lower()) == "true")
 
     def searcher(self, now: float) -> Any:
         interval, explicit = self.refresh_interval
@@ -180,6 +175,24 @@ class IndicesState:
 
     def alias_indices(self, alias: str) -> list[Index]:
         return [index for index in self.indices.values() if alias in index.aliases]
+
+    def alias_filters(self, expression: str | None, index: Index) -> list[dict[str, Any]] | None:
+        """The filters of the aliases through which ``expression`` reaches ``index`` (ES's
+        filteringAliases): None when the index is named itself, matched by a wildcard, or reached
+        through an alias without a filter; otherwise each alias's filter (a document matches any)."""
+        names = split_names(expression) or ["_all"]
+        filters: list[dict[str, Any]] = []
+        for name in names:
+            if name.startswith("-"):
+                continue
+            if name in ("_all", "*") or simple_match(name, index.name):
+                return None
+            for alias, body in index.aliases.items():
+                if simple_match(name, alias):
+                    if not body.get("filter"):
+                        return None
+                    filters.append(body["filter"])
+        return filters or None
 
     def write_index(self, name: str) -> Index | None:
         """The index a write to ``name`` (an index or an alias) goes to; None when neither exists."""
@@ -222,6 +235,12 @@ class IndicesState:
         for raw in names:
             exclude = raw.startswith("-") and saw_wildcard
             name = raw[1:] if exclude else raw
+            if "*" in name and not exclude and not expand & {"open", "closed"}:
+                # expand_wildcards=none: a wildcard expression names nothing, like a missing index.
+                saw_wildcard = True
+                if not ignore_unavailable:
+                    raise index_not_found(name)
+                continue
             if "*" in name:
                 saw_wildcard = True
                 matched = self._match_wildcard(name, expand, include_aliases)
@@ -321,6 +340,7 @@ class TemplatesState:
     def __init__(self) -> None:
         self.component: dict[str, ComponentTemplate] = {}
         self.index: dict[str, IndexTemplate] = {}
+        self.legacy: dict[str, dict[str, Any]] = {}  # legacy (v1) templates, as GET _template shows them
 
     def snapshot_writer(self) -> Callable[[Path, Path | None], None]:
         return _templates_snapshot_writer(self)
@@ -456,11 +476,34 @@ class Resolved:
     template: IndexTemplate | None = None
 
 
+def legacy_for(templates: TemplatesState, index_name: str) -> list[dict[str, Any]]:
+    """The legacy templates matching ``index_name``, lowest ``order`` first (the last one wins)."""
+    matching = [
+        body
+        for body in templates.legacy.values()
+        if any(simple_match(p, index_name) for p in body.get("index_patterns", []))
+    ]
+    return sorted(matching, key=lambda body: int(body.get("order", 0)))
+
+
 def resolve_template(
-    templates: TemplatesState, template: IndexTemplate | None, extra_settings: Mapping[str, Any] | None = None
+    templates: TemplatesState,
+    template: IndexTemplate | None,
+    extra_settings: Mapping[str, Any] | None = None,
+    legacy: list[dict[str, Any]] | None = None,
 ) -> Resolved:
+    """What templates give a new index: the composable ``template``, or (when none matches) the
+    matching legacy templates merged in ``order``."""
     resolved = Resolved(template=template)
     if template is None:
+        mappings: list[Mapping[str, Any] | None] = []
+        for legacy_body in legacy or []:
+            resolved.settings.update(index_settings.normalize(legacy_body.get("settings")))
+            resolved.aliases.update(legacy_body.get("aliases") or {})
+            mappings.append(legacy_body.get("mappings") or None)
+        if mappings:
+            ctx = MappingContext({**resolved.settings, **(extra_settings or {})})
+            resolved.mapping = compose_mappings(mappings, ctx)
         return resolved
     bodies: list[Mapping[str, Any]] = []
     for name in template.composed_of:
@@ -478,104 +521,6 @@ def resolve_template(
     return resolved
 
 
-# -------------------------------------------------------------------------------------------------
-# index creation
-
-
-def create_index(
-    state: SandboxState,
-    name: str,
-    body: Mapping[str, Any] | None,
-    *,
-    cause: str = "api",
-) -> Index:
-    """Create an index as ES's MetadataCreateIndexService: templates, then the request, validated."""
-    indices = indices_part(state)
-    templates = templates_part(state)
-    validate_index_name(name)
-    if name in indices.indices:
-        existing = indices.indices[name]
-        raise ApiError(
-            400,
-            "resource_already_exists_exception",
-            f"index [{name}/{existing.uuid}] already exists",
-            index_uuid=existing.uuid,
-            index=name,
-        )
-    if name in indices.alias_names():
-        raise ApiError(
-            400,
-            "invalid_index_name_exception",
-            f"Invalid index name [{name}], already exists as alias",
-            index_uuid="_na_",
-            index=name,
-        )
-    body = body or {}
-    known = {"settings", "mappings", "aliases"}
-    for key in body:
-        if key not in known:
-            raise ApiError(400, "parse_exception", f"unknown key [{key}] for create index")
-    request_settings = index_settings.normalize(body.get("settings"))
-    index_settings.validate(request_settings, creating=True)
-    hidden = request_settings.get("index.hidden") == "true"
-    template = templates.find(name, hidden=hidden)
-    if template is not None and template.body.get("data_stream") is not None:
-        raise bad_request(
-            f"cannot create index with name [{name}], because it matches with template [{template.name}] that "
-            "creates data streams only, use create data stream api instead"
-        )
-    resolved = resolve_template(templates, template, request_settings)
-    merged_settings = {**index_settings.defaults(), **resolved.settings, **request_settings}
-    merged_settings = {k: v for k, v in merged_settings.items() if v is not None}
-    index_settings.validate(
-        {
-            k: v
-            for k, v in merged_settings.items()
-            if k != "index.routing.allocation.include._tier_preference"
-        },
-        creating=True,
-    )
-    ctx = MappingContext(merged_settings)
-    raw_mapping = body.get("mappings")
-    try:
-        request_mapping = parse_mapping(raw_mapping, ctx) if raw_mapping else {}
-        mapping = merge_mappings(resolved.mapping, request_mapping) if resolved.mapping else request_mapping
-    except ApiError as exc:
-        raise wrap_mapping_error(exc) from exc
-    limit = int(merged_settings.get("index.mapping.total_fields.limit", "1000"))
-    if count_fields(mapping) > limit:
-        raise bad_request(f"Limit of total fields [{limit}] has been exceeded")
-    aliases = dict(resolved.aliases)
-    aliases.update(parse_aliases(body.get("aliases")))
-    aliases = {alias: normalize_alias(alias, definition) for alias, definition in aliases.items()}
-    for alias in aliases:
-        validate_index_name(alias, kind="alias")
-        if alias in indices.indices or alias == name:
-            raise ApiError(
-                400,
-                "invalid_alias_name_exception",
-                f"Invalid alias name [{alias}]: an index or data stream exists with the same name as the alias",
-            )
-        if aliases[alias].get("is_write_index"):
-            for other in indices.alias_indices(alias):
-                if other.aliases[alias].get("is_write_index"):
-                    raise bad_request(f"alias [{alias}] has more than one write index [{other.name},{name}]")
-    uuid = new_uuid()
-    created = now_millis()
-    merged_settings.update(
-        {
-            "index.uuid": uuid,
-            "index.creation_date": str(created),
-            "index.provided_name": name,
-            "index.version.created": VERSION_CREATED,
-        }
-    )
-    index = Index(name, uuid, merged_settings, mapping, aliases, IndexStore(created / 1000.0))
-    index.primaries_unassigned = cluster_setting(state, "cluster.routing.allocation.enable", "all") == "none"
-    indices.indices[name] = index
-    return index
-
-
 def wrap_mapping_error(exc: ApiError) -> ApiError:
     """ES's MapperService.parseMapping wrapper: "Failed to parse mapping: <reason>" over the cause."""
     if exc.type == "mapper_parsing_exception" and not exc.reason.startswith("Failed to parse mapping"):
@@ -586,7 +531,8 @@ def wrap_mapping_error(exc: ApiError) -> ApiError:
 
 
 def es_version() -> str:
-    return ES_VERSION
+    """The emulated Elasticsearch version (of the request being served)."""
+    return versions.current().number
 
 
 def validate_pattern(pattern: str, template: str) -> None:
@@ -759,6 +705,8 @@ def _load_indices(state: SandboxState, directory: Path) -> IndicesState:
                 np.einsum("ij,ij->i", matrix.astype(np.float64), matrix.astype(np.float64))
             )
             store.vectors[path] = column
+        if any(leaf.type == "dense_vector" and leaf.nested_path for leaf in index.compiled.fields.values()):
+            _rebuild_nested_vectors(index)
         store.generation = meta["generation"]
         store.pending_since = time.time()
         store.refresh()
@@ -766,10 +714,23 @@ def _load_indices(state: SandboxState, directory: Path) -> IndicesState:
     return part
 
 
+def _rebuild_nested_vectors(index: Index) -> None:
+    """Nested vectors live in ``_source``; their columns are derived again when an index loads."""
+    from es_sandbox.mapper.documents import DocumentParser
+
+    for row, record in enumerate(index.store.rows):
+        parsed = DocumentParser(index.compiled, index.settings, record.id).parse(record.source)
+        for path, entries in parsed.nested_vectors.items():
+            column = index.store.nested.setdefault(path, NestedVectorColumn())
+            for offsets, vector in entries:
+                column.add(row, offsets, vector)
+
+
 def _templates_snapshot_writer(self: TemplatesState) -> Callable[[Path, Path | None], None]:
     data = {
         "component": {name: copy.deepcopy(t.body) for name, t in self.component.items()},
         "index": {name: copy.deepcopy(t.body) for name, t in self.index.items()},
+        "legacy": copy.deepcopy(self.legacy),
     }
 
     def write(directory: Path, previous: Path | None) -> None:
@@ -783,6 +744,7 @@ def _load_templates(state: SandboxState, directory: Path) -> TemplatesState:
     part = TemplatesState()
     part.component = {name: ComponentTemplate(name, body) for name, body in data["component"].items()}
     part.index = {name: IndexTemplate(name, body) for name, body in data["index"].items()}
+    part.legacy = data.get("legacy", {})
     return part
 
 

@@ -211,6 +211,9 @@ API_PARAMS: dict[str, frozenset[str]] = {
         "indices.get_settings": _EXPAND | {"flat_settings", "include_defaults", "local", "master_timeout"},
         "indices.put_settings": _EXPAND | _MASTER | {"flat_settings", "preserve_existing", "reopen"},
         "indices.refresh": set(_EXPAND),
+        "indices.flush": _EXPAND | {"force", "wait_if_ongoing"},
+        "indices.close": _EXPAND | _MASTER | {"wait_for_active_shards"},
+        "indices.open": _EXPAND | _MASTER | {"wait_for_active_shards"},
         "indices.forcemerge": _EXPAND
         | {"flush", "max_num_segments", "only_expunge_deletes", "wait_for_completion"},
         "indices.put_alias": _MASTER,
@@ -278,6 +281,7 @@ API_PARAMS: dict[str, frozenset[str]] = {
         "ingest.get_pipeline": {"master_timeout", "summary"},
         "ingest.delete_pipeline": _MASTER,
         "ingest.simulate": {"verbose"},
+        "simulate.ingest": {"pipeline", "merge_type"},
         "ingest.processor_grok": set(),
         "license.get": {"accept_enterprise", "local"},
         "license.post": {"acknowledge", "master_timeout", "timeout"},

@@ -40,7 +40,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from es_sandbox.config import ES_VERSION
 from es_sandbox.state import SandboxState
 
 log = logging.getLogger("es_sandbox.persistence")
@@ -160,7 +159,7 @@ class Persister:
             writers: list[tuple[str, Writer]] = []
             manifest: dict[str, Any] = {
                 "format": FORMAT_VERSION,
-                "es_version": ES_VERSION,
+                "es_version": self.state.emulation.number,
                 "generation": self._generation,
                 "parts": {},
             }

@@ -23,6 +23,7 @@ from es_sandbox.processors import (
     register_processor,
 )
 from es_sandbox.state import SandboxState
+from es_sandbox.text_processors import html_strip  # noqa: F401 (registers split, join, gsub, html_strip)
 
 PIPELINE_KEYS = (
     "description",
@@ -31,8 +32,6 @@ PIPELINE_KEYS = (
     "version",
     "_meta",
     "deprecated",
-    "created_date",
-    "modified_date",
 )
 
 
@@ -78,9 +77,10 @@ def _build_pipeline(p: Processor, cfg: ProcessorConfig) -> None:
         if body is None:
             if ignore_missing:
                 return
+            # PipelineProcessor: an IllegalStateException (status 500), as is a cycle below.
             raise ApiError(
-                400,
-                "illegal_argument_exception",
+                500,
+                "illegal_state_exception",
                 f"Pipeline processor configured for non-existent pipeline [{target}]",
             )
         execute_pipeline(state, target, body, doc)
@@ -109,32 +109,39 @@ def _run_processors(
             assert processor.run is not None
             processor.run(processor, doc, state)
             if trace is not None:
-                entry = {
-                    "processor_type": processor.type,
-                    "status": "success",
-                    "doc": copy.deepcopy(doc.to_simulate()),
-                }
-                if processor.tag:
-                    entry["tag"] = processor.tag
-                trace.append(entry)
+                trace.append({**_trace_head(processor, "success"), "doc": copy.deepcopy(doc.to_simulate())})
         except Dropped:
             if trace is not None:
-                trace.append({"processor_type": processor.type, "status": "dropped"})
+                trace.append(_trace_head(processor, "dropped"))
             raise
         except ApiError as error:
             if processor.ignore_failure:
                 if trace is not None:
                     trace.append(
                         {
-                            "processor_type": processor.type,
-                            "status": "error_ignored",
+                            **_trace_head(processor, "error_ignored"),
                             "ignored_error": {"error": error.to_error()},
                             "doc": copy.deepcopy(doc.to_simulate()),
                         }
                     )
                 continue
             handlers = processor.on_failure or on_failure
+            if trace is not None and handlers:
+                trace.append(
+                    {
+                        **_trace_head(processor, "error"),
+                        "error": _wrap(error, processor, pipeline_id).to_error(),
+                    }
+                )
             if not handlers:
+                if trace is not None:
+                    trace.append(
+                        {
+                            **_trace_head(processor, "error"),
+                            "error": _wrap(error, processor, pipeline_id).to_error(),
+                        }
+                    )
+                    raise _TraceRecorded(_wrap(error, processor, pipeline_id)) from None
                 raise _wrap(error, processor, pipeline_id) from None
             previous = {
                 k: doc.ingest.get(k)
@@ -160,6 +167,29 @@ def _run_processors(
                 return  # pipeline-level on_failure ends the pipeline
 
 
+class _TraceRecorded(ApiError):
+    """A processor error already written to the verbose simulate trace (not to be added again)."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.status, error.type, error.reason, **error.extra)
+        self.caused_by = error.caused_by
+
+
+def is_traced(error: ApiError) -> bool:
+    return isinstance(error, _TraceRecorded)
+
+
+def _trace_head(processor: Processor, status: str) -> dict[str, Any]:
+    """The start of a verbose simulate entry (SimulateProcessorResult): type, status, tag, description."""
+    entry: dict[str, Any] = {"processor_type": processor.type, "status": status}
+    description = processor.config.get("description")
+    if description is not None:
+        entry["description"] = description
+    if processor.tag:
+        entry["tag"] = processor.tag
+    return entry
+
+
 def _wrap(error: ApiError, processor: Processor, pipeline_id: str) -> ApiError:
     """Processor errors carry the processor's identity, as ES's IngestProcessorException does."""
     if "processor_type" in error.extra:
@@ -180,9 +210,19 @@ def execute_pipeline(
     trace: list[dict[str, Any]] | None = None,
 ) -> None:
     processors, on_failure = compile_pipeline(pipeline_id, dict(body))
+    if pipeline_id in doc.pipeline_stack:
+        # IngestDocument.executePipeline refuses to re-enter a pipeline it is running.
+        raise ApiError(500, "illegal_state_exception", f"Cycle detected for pipeline: {pipeline_id}")
     doc.ingest.setdefault("timestamp", _ingest_timestamp())
+    previous = doc.ingest.get("pipeline")
     doc.ingest["pipeline"] = pipeline_id
-    _run_processors(state, pipeline_id, processors, on_failure, doc, trace)
+    doc.pipeline_stack.append(pipeline_id)
+    try:
+        _run_processors(state, pipeline_id, processors, on_failure, doc, trace)
+    finally:
+        doc.pipeline_stack.pop()
+        if previous is not None:
+            doc.ingest["pipeline"] = previous
 
 
 def run_for_index(

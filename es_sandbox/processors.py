@@ -3,7 +3,8 @@
 Implemented: ``inference`` (both ``input_output`` and ``field_map``/``target_field`` forms, run
 through :func:`es_sandbox.ml.infer`), ``set`` (with ``{{field}}`` templates, ``override``,
 ``copy_from``, ``ignore_empty_value``), ``remove``, ``rename``, ``append``, ``lowercase``,
-``uppercase``, ``trim``, ``convert``, ``drop``, ``fail`` and ``pipeline`` (registered by
+``uppercase``, ``trim``, ``convert``, ``drop``, ``fail``, ``split``, ``join``, ``gsub`` and
+``html_strip`` (registered by :mod:`es_sandbox.text_processors`) and ``pipeline`` (registered by
 :mod:`es_sandbox.pipelines`, which runs pipelines); each with ``tag``, ``description``,
 ``ignore_failure`` and ``on_failure``. Painless (``script`` processors and ``if`` conditions) and
 the other ES processors are out of the sandbox's scope and are refused when the pipeline is stored,
@@ -33,6 +34,10 @@ IMPLEMENTED = (
     "lowercase",
     "uppercase",
     "trim",
+    "split",
+    "join",
+    "gsub",
+    "html_strip",
     "convert",
     "drop",
     "fail",
@@ -611,7 +616,8 @@ def _model_input_field(state: SandboxState, model_ref: str) -> str:
 
 Builder = Callable[[Processor, ProcessorConfig], None]
 
-# ``pipeline`` is registered by es_sandbox.pipelines: running it needs the stored pipelines.
+# ``pipeline`` is registered by es_sandbox.pipelines: running it needs the stored pipelines;
+# ``split``, ``join``, ``gsub`` and ``html_strip`` by es_sandbox.text_processors.
 _BUILDERS: dict[str, Builder] = {
     "set": _build_set,
     "remove": _build_remove,

@@ -9,6 +9,7 @@ summed (each clause's scores times its boost). ``_count`` runs the query phase o
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,15 +17,18 @@ from typing import Any
 
 import numpy as np
 
+from es_sandbox.aggregations import collect
 from es_sandbox.fetch import fetch_fields, render_source
 from es_sandbox.http import ApiError, Request
 from es_sandbox.mapper.parameters import NUMERIC_TYPES
 from es_sandbox.metadata import Index, indices_part
 from es_sandbox.node import NODE_ID
 from es_sandbox.query.context import ShardContext, parsing_error
+from es_sandbox.query.inner_hits import knn_under_nested
 from es_sandbox.query.knn import knn_search
-from es_sandbox.query.nodes import Knn, MatchAll, iter_queries
+from es_sandbox.query.nodes import Knn, MatchAll, Query, iter_queries
 from es_sandbox.query.parser import parse_query, query_string
+from es_sandbox.search_fetch import docvalue_fields, render_inner_hits
 from es_sandbox.search_request import SearchRequest, out_of_scope, parse_search
 from es_sandbox.state import SandboxState
 from es_sandbox.util import now_millis
@@ -48,6 +52,18 @@ class Shard:
     knn_named: list[tuple[str, np.ndarray, np.ndarray]] = field(default_factory=list)
     knn_results: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     error: ApiError | None = None
+    alias_filters: list[dict[str, Any]] | None = None  # the filtered aliases the search came through
+    query_nanos: int = 0  # the query phase's time on this index (``profile``)
+
+    def alias_mask(self) -> np.ndarray | None:
+        """Rows the alias filters let through (any of them), or None when no filter applies."""
+        if not self.alias_filters:
+            return None
+        mask = np.zeros(self.ctx.n, dtype=bool)
+        for body in self.alias_filters:
+            matched, _ = parse_query(body).evaluate(self.ctx)
+            mask |= matched
+        return mask
 
 
 def _shard_failure(shard: Shard, error: ApiError) -> dict[str, Any]:
@@ -95,6 +111,12 @@ def open_shards(state: SandboxState, expression: str | None, params: Mapping[str
             expand_wildcards=expand,
         )
         for index in indices:
+            if index.state == "close":
+                if ignore_unavailable:
+                    continue
+                raise ApiError(
+                    400, "index_closed_exception", "closed", index_uuid=index.uuid, index=index.name
+                )
             searcher = index.searcher(now)
             ctx = ShardContext(
                 index.name,
@@ -107,7 +129,11 @@ def open_shards(state: SandboxState, expression: str | None, params: Mapping[str
                 index.store,
                 state,
             )
-            shards.append(Shard(index, searcher, ctx))
+            shards.append(
+                Shard(
+                    index, searcher, ctx, alias_filters=indices_part(state).alias_filters(expression, index)
+                )
+            )
     return shards
 
 
@@ -132,7 +158,9 @@ def run(state: SandboxState, search: SearchRequest, shards: list[Shard], started
     failures: list[tuple[Shard, ApiError]] = []
     for shard in shards:
         try:
+            began = time.perf_counter_ns()
             _run_query(search, shard)
+            shard.query_nanos = time.perf_counter_ns() - began
         except ApiError as error:
             shard.error = error
             failures.append((shard, error))
@@ -167,9 +195,12 @@ def run(state: SandboxState, search: SearchRequest, shards: list[Shard], started
     sorting = search.sort is not None and not (
         len(search.sort) == 1 and search.sort[0][0] == "_score" and search.sort[0][1] == "desc"
     )
+    aggregated: list[tuple[ShardContext, np.ndarray]] = []
     for shard_number, shard in enumerate(live_shards):
         assert shard.mask is not None and shard.scores is not None
         mask = shard.mask & shard.ctx.live()[: shard.ctx.n]
+        if search.aggs:
+            aggregated.append((shard.ctx, mask.copy()))
         if search.post_filter is not None:
             post_mask, _ = search.post_filter.evaluate(shard.ctx)
             mask &= post_mask
@@ -241,7 +272,70 @@ def run(state: SandboxState, search: SearchRequest, shards: list[Shard], started
     }
     if failures:
         response["_shards"]["failures"] = [_shard_failure(s, e) for s, e in failures]
+    if search.aggs:
+        response["aggregations"] = collect(search.aggs, aggregated)
+    if search.profile:
+        response["profile"] = {"shards": [_profile(search, shard) for shard in live_shards]}
     return response
+
+
+def _profile(search: SearchRequest, shard: Shard) -> dict[str, Any]:
+    """``profile: true``: each shard's query tree (as the sandbox ran it) and its measured time.
+
+    The sandbox has no Lucene scorers, so the breakdown's timings are not split by phase: the whole
+    query time is reported as ``score`` and the other entries are zero.
+    """
+    query = search.query if search.query is not None else (search.knn[0] if search.knn else MatchAll())
+    nanos = shard.query_nanos
+    breakdown = dict.fromkeys(
+        (
+            "set_min_competitive_score",
+            "match",
+            "shallow_advance",
+            "next_doc",
+            "score_count",
+            "compute_max_score",
+            "advance",
+            "count_weight",
+            "create_weight",
+            "build_scorer",
+            "next_doc_count",
+            "advance_count",
+            "match_count",
+            "build_scorer_count",
+            "create_weight_count",
+            "shallow_advance_count",
+            "set_min_competitive_score_count",
+            "count_weight_count",
+            "compute_max_score_count",
+        ),
+        0,
+    )
+    breakdown["score"] = nanos
+    return {
+        "id": f"[{NODE_ID}][{shard.index.name}][0]",
+        "node_id": NODE_ID,
+        "shard_id": 0,
+        "index": shard.index.name,
+        "cluster": "(local)",
+        "searches": [
+            {
+                "query": [
+                    {
+                        "type": type(query).__name__ + "Query",
+                        "description": repr(query)[:200],
+                        "time_in_nanos": nanos,
+                        "breakdown": breakdown,
+                    }
+                ],
+                "rewrite_time": 0,
+                "collector": [
+                    {"name": "QueryPhaseCollector", "reason": "search_query_phase", "time_in_nanos": nanos}
+                ],
+            }
+        ],
+        "aggregations": [],
+    }
 
 
 def _run_query(search: SearchRequest, shard: Shard) -> None:
@@ -253,24 +347,47 @@ def _run_query(search: SearchRequest, shard: Shard) -> None:
         mask, scores = ctx.empty()
     else:
         mask, scores = MatchAll().evaluate(ctx)
+    alias_mask = shard.alias_mask()
+    if alias_mask is not None:
+        mask = mask & alias_mask
     shard.mask = mask.copy()
     shard.scores = np.where(mask, scores, 0).astype(np.float32)
     results = []
     for clause in search.knn:
-        filter_mask = None
+        filter_mask = alias_mask.copy() if alias_mask is not None else None
         if clause.filters:
-            filter_mask = np.ones(ctx.n, dtype=bool)
+            if filter_mask is None:
+                filter_mask = np.ones(ctx.n, dtype=bool)
             for item in clause.filters:
                 m, _ = item.evaluate(ctx)
                 filter_mask &= m
         assert clause.k is not None
-        results.append(
-            knn_search(ctx, clause.field, clause.vector(ctx), clause.k, filter_mask, clause.similarity)
-        )
+        leaf = ctx.field(clause.field)
+        if leaf is not None and leaf.nested_path is not None:
+            if filter_mask is not None:
+                clause = dataclasses.replace(clause, filters=[*clause.filters, _MaskQuery(mask=filter_mask)])
+            mask, knn_scores = knn_under_nested(ctx, clause, clause.inner_hits)
+            rows = np.flatnonzero(mask)
+            order = np.lexsort((rows, -knn_scores[rows]))
+            results.append((rows[order].astype(np.int64), knn_scores[rows][order]))
+            continue
+        k = clause.k if clause.k is not None else 10
+        results.append(knn_search(ctx, clause.field, clause.vector(ctx), k, filter_mask, clause.similarity))
     shard.knn_results = results
 
 
 _MISSING_LAST = object()
+
+
+@dataclass
+class _MaskQuery(Query):
+    """A precomputed mask as a query (an alias filter handed to a nested kNN)."""
+
+    mask: np.ndarray | None = None
+
+    def _evaluate(self, ctx: ShardContext) -> tuple[np.ndarray, np.ndarray]:
+        assert self.mask is not None
+        return self.mask, np.zeros(ctx.n, dtype=np.float32)
 
 
 def _sort_values(
@@ -427,10 +544,21 @@ def _hit(
     source = render_source(shard.index, record, search.source, shard.searcher, row)
     if source is not None:
         hit["_source"] = source
-    if search.fields:
-        fields = fetch_fields(shard.index, record, search.fields, shard.searcher, row)
+    if search.fields or search.docvalue_fields:
+        fields = (
+            fetch_fields(shard.index, record, search.fields, shard.searcher, row) if search.fields else {}
+        )
+        if search.docvalue_fields:
+            fields.update(docvalue_fields(shard.index, record, search.docvalue_fields, shard.searcher, row))
         if fields:
             hit["fields"] = fields
+    if shard.ctx.inner_hits:
+        exclude = (
+            search.source.exclude_vectors
+            if search.source.exclude_vectors is not None
+            else shard.index.exclude_source_vectors
+        )
+        hit["inner_hits"] = render_inner_hits(shard.index, record, row, shard.ctx.inner_hits, exclude)
     named = [(name, mask, scores) for name, mask, scores in shard.knn_named]
     named += [(name, mask, scores) for name, (mask, scores) in shard.ctx.named.items()]
     matched = [(name, float(scores[row])) for name, mask, scores in named if mask[row]]
@@ -476,6 +604,9 @@ def count(
             failures.append((shard, error))
             continue
         mask = mask & shard.ctx.live()[: shard.ctx.n]
+        alias_mask = shard.alias_mask()
+        if alias_mask is not None:
+            mask &= alias_mask
         if min_score is not None:
             mask &= scores >= float(min_score)
         total += int(mask.sum())

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from es_sandbox.aggregations import Aggregation, parse_aggregations
 from es_sandbox.fetch import SourceSpec, parse_source_spec
 from es_sandbox.http import ApiError
 from es_sandbox.query.context import parsing_error
@@ -58,8 +59,6 @@ SEARCH_KEYS = {
 }
 
 OUT_OF_SCOPE = {
-    "aggs": "aggregations are not implemented",
-    "aggregations": "aggregations are not implemented",
     "highlight": "highlighting is not implemented",
     "suggest": "suggesters are not implemented",
     "collapse": "field collapsing is not implemented",
@@ -70,7 +69,6 @@ OUT_OF_SCOPE = {
     "script_fields": "script fields need painless",
     "runtime_mappings": "runtime fields need painless",
     "slice": "sliced scrolls are not implemented",
-    "profile": "profiling is not implemented",
 }
 
 
@@ -98,6 +96,9 @@ class SearchRequest:
     seq_no_primary_term: bool
     rest_total_hits_as_int: bool
     named_scores: bool = False
+    docvalue_fields: list[Any] | None = None
+    profile: bool = False
+    aggs: list[Aggregation] | None = None
 
 
 def _int_value(body: Mapping[str, Any], key: str, default: int) -> int:
@@ -262,4 +263,14 @@ def parse_search(
         ),
         rest_total_hits_as_int=rest_int,
         named_scores=params.get("include_named_queries_score") in ("", "true"),
+        docvalue_fields=list(body["docvalue_fields"]) if body.get("docvalue_fields") else None,
+        profile=bool(body.get("profile", False)),
+        aggs=_aggregations(body),
     )
+
+
+def _aggregations(body: Mapping[str, Any]) -> list[Aggregation] | None:
+    if body.get("aggs") is not None and body.get("aggregations") is not None:
+        raise parsing_error("Found two aggregation definitions: [aggs] and [aggregations]")
+    raw = body.get("aggs", body.get("aggregations"))
+    return parse_aggregations(raw) if raw else None

@@ -21,8 +21,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from es_sandbox import api, jsonio
-from es_sandbox.config import ES_VERSION, SandboxConfig
+from es_sandbox import api, jsonio, versions
+from es_sandbox.config import SandboxConfig
 from es_sandbox.http import ApiError, PlainError, Request, Response, Router
 from es_sandbox.node import BUILD_HASH
 from es_sandbox.params import COMMON, allowed_params
@@ -41,6 +41,7 @@ BODY_TYPES = {
     "application/vnd.elasticsearch+x-ndjson",
 }
 SUPPORTED_COMPAT = (8, 9)
+_SLASH = "\x00"  # an encoded "/" inside a path segment, while routing
 
 
 def _parse_media_type(header: str) -> tuple[str, dict[str, str]] | None:
@@ -232,7 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         wall = time.time()
         split = urlsplit(self.path)
-        path = unquote(split.path) or "/"
+        # Decode each segment apart, so an encoded "/" (date math: <logs-{now/d}>) stays in its
+        # segment; the router sees it as a placeholder, handlers get it back (see _restore_slashes).
+        path = "/".join(unquote(segment).replace("/", _SLASH) for segment in split.path.split("/")) or "/"
         if len(path) > 1:
             path = path.rstrip("/") or "/"
         params = dict(parse_qsl(split.query, keep_blank_values=True))
@@ -268,7 +271,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         for warning in request.warnings:
             escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
-            self.send_header("Warning", f'299 Elasticsearch-{ES_VERSION}-{BUILD_HASH} "{escaped}"')
+            self.send_header(
+                "Warning",
+                f'299 Elasticsearch-{self.server.sandbox.state.emulation.number}-{BUILD_HASH} "{escaped}"',
+            )
         if content_type:
             self.send_header("content-type", content_type)
         if payload and "gzip" in request.headers.get("accept-encoding", "").lower():
@@ -356,7 +362,8 @@ class Sandbox:
             request.headers.setdefault("content-type", request.params.get("source_content_type", JSON))
         request.compat = negotiate(request)
         route, path_params = self.router.resolve(request.method, request.path, request.uri)
-        request.path_params = path_params
+        request.path_params = {k: v.replace(_SLASH, "/") for k, v in path_params.items()}
+        request.path = request.path.replace(_SLASH, "/")
         request.route = route
         self._check_params(request)
         if self.chance(faults.request_503_rate) and request.path != "/":
@@ -366,7 +373,8 @@ class Sandbox:
                 "blocked by: [SERVICE_UNAVAILABLE/2/no master];",
             )
         try:
-            result = route.handler(self.state, request)
+            with versions.emulating(self.state.emulation):
+                result = route.handler(self.state, request)
         except ApiError:
             raise
         except RecursionError as exc:

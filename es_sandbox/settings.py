@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from es_sandbox import versions
 from es_sandbox.http import ApiError, bad_request
 from es_sandbox.suggestions import levenshtein_similarity
 from es_sandbox.util import flatten_settings, parse_time_value
@@ -45,7 +46,8 @@ KNOWN: dict[str, tuple[str, bool]] = {
     "index.hidden": ("bool", True),
     "index.codec": ("str", False),
     "index.priority": ("int>=0", True),
-    "index.mode": ("str", False),
+    "index.mode": ("mode", False),
+    "index.query.parse.allow_unmapped_fields": ("bool", False),
     "index.search.idle.after": ("time", True),
     "index.query.default_field": ("list", True),
     "index.gc_deletes": ("time", True),
@@ -66,6 +68,12 @@ KNOWN: dict[str, tuple[str, bool]] = {
     "index.verified_before_close": ("bool", False),
     "index.format": ("int>=0", False),
 }
+# Settings that exist only from the version that introduced them (es_sandbox.versions keys).
+VERSIONED: dict[str, str] = {
+    "index.mapping.exclude_source_vectors": "index.mapping.exclude_source_vectors",
+}
+INDEX_MODES = ("standard", "time_series", "logsdb", "lookup")
+
 # Whole families of settings ES accepts (analysis chains, allocation filters, slowlogs, ...).
 KNOWN_PREFIXES = (
     "index.analysis.",
@@ -113,16 +121,22 @@ def normalize(raw: Any, what: str = "settings") -> dict[str, Any]:
 
 def validate(settings: Mapping[str, Any], *, creating: bool, allow_private: bool = False) -> None:
     """Raise ES's errors for unknown settings and bad values."""
+    emulation = versions.current()
     for key, value in settings.items():
         if key in PRIVATE:
             if allow_private:
                 continue
             raise bad_request(f"private index setting [{key}] can not be set explicitly")
-        spec = KNOWN.get(key)
+        spec = KNOWN.get(key) if key not in VERSIONED or emulation.has(VERSIONED[key]) else None
         if spec is None:
             if any(key.startswith(p) for p in KNOWN_PREFIXES):
                 continue
-            candidates = [k for k in KNOWN if levenshtein_similarity(key, k) > 0.7]
+            candidates = [
+                k
+                for k in KNOWN
+                if levenshtein_similarity(key, k) > 0.7
+                and (k not in VERSIONED or emulation.has(VERSIONED[k]))
+            ]
             message = f"unknown setting [{key}]"
             if candidates:
                 candidates.sort(key=lambda c: -levenshtein_similarity(key, c))
@@ -158,6 +172,20 @@ def validate(settings: Mapping[str, Any], *, creating: bool, allow_private: bool
                 raise bad_request(f"Failed to parse value [{text}] as only [true] or [false] are allowed.")
         elif kind == "time":
             parse_time_value(text, key)
+        elif kind == "mode" and text not in INDEX_MODES:
+            raise bad_request(f"[{key}] must be one of [{', '.join(INDEX_MODES)}], but was [{text}]")
+    _cross_checks(settings, creating)
+
+
+def _cross_checks(settings: Mapping[str, Any], creating: bool) -> None:
+    """Rules between settings (MetadataCreateIndexService, IndexMode.validateWithOtherSettings)."""
+    if creating and str(settings.get("index.soft_deletes.enabled", "true")) == "false":
+        raise bad_request(
+            "Creating indices with soft-deletes disabled is no longer supported. Please do not specify a value "
+            "for setting [index.soft_deletes.enabled]."
+        )
+    if settings.get("index.mode") == "lookup" and str(settings.get("index.number_of_shards", "1")) != "1":
+        raise bad_request("index with [lookup] mode must have [index.number_of_shards] set to 1")
 
 
 def dynamic_check(key: str) -> None:
@@ -176,6 +204,17 @@ def defaults() -> dict[str, str]:
         "index.number_of_replicas": "1",
         "index.routing.allocation.include._tier_preference": "data_content",
     }
+
+
+def reported_defaults(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``include_defaults=true`` adds for an index with ``settings`` (its version's defaults)."""
+    emulation = versions.current().for_index(settings)
+    out = {k: v for k, v in REPORTED_DEFAULTS.items() if k not in settings}
+    if emulation.has("index.mapping.exclude_source_vectors"):
+        out.setdefault("index.mapping.exclude_source_vectors", "true")
+    else:
+        out.pop("index.mapping.exclude_source_vectors", None)
+    return out
 
 
 # Shown by ``include_defaults=true`` (a representative subset of ES's list).

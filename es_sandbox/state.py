@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from es_sandbox.config import SandboxConfig
+from es_sandbox.versions import Emulation, parse_version
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class SandboxState:
         self.started_at = time.time()
         self.log = RequestLog()
         self.license_type = config.license
+        # The Elasticsearch version emulated, with the license it checks (see es_sandbox.versions).
+        self.emulation = Emulation(parse_version(config.es_version), lambda: self.license_type)
         # API areas attach their state here (indices, templates, pipelines, ml, ...).
         self.parts: dict[str, Any] = {}
         self._change_listeners: list[Callable[[], None]] = []

@@ -82,6 +82,45 @@ class VectorView:
     present: np.ndarray
 
 
+@dataclass(frozen=True)
+class NestedVectorView:
+    """A searcher's nested vectors of one field: one entry per nested object holding a vector."""
+
+    data: np.ndarray  # (entries, dims) float32
+    norms: np.ndarray
+    rows: np.ndarray  # the document (row) each entry belongs to
+    offsets: list[tuple[int, ...]]  # the entry's position in its nested arrays (outermost first)
+
+
+class NestedVectorColumn:
+    """The vectors of one dense_vector field inside ``nested`` objects, in row order.
+
+    Unlike top-level vectors (one per document, cut out of ``_source``), nested vectors stay in the
+    stored ``_source``; this column is derived from it and rebuilt when an index is loaded.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.offsets: list[tuple[int, ...]] = []
+        self.vectors: list[np.ndarray] = []
+        self._view: NestedVectorView | None = None
+
+    def add(self, row: int, offsets: tuple[int, ...], vector: np.ndarray) -> None:
+        self.rows.append(row)
+        self.offsets.append(offsets)
+        self.vectors.append(vector.astype(np.float32))
+        self._view = None
+
+    def view(self) -> NestedVectorView:
+        if self._view is None:
+            data = np.stack(self.vectors) if self.vectors else np.zeros((0, 1), dtype=np.float32)
+            norms = np.sqrt(np.einsum("ij,ij->i", data.astype(np.float64), data.astype(np.float64)))
+            self._view = NestedVectorView(
+                data, norms.astype(np.float32), np.array(self.rows, dtype=np.int64), list(self.offsets)
+            )
+        return self._view
+
+
 class Searcher:
     """A point-in-time view of an index: what a search sees between two refreshes."""
 
@@ -91,11 +130,13 @@ class Searcher:
         n: int,
         live: np.ndarray,
         vectors: dict[str, VectorView],
+        nested: dict[str, NestedVectorView] | None = None,
     ) -> None:
         self.rows = rows
         self.n = n
         self.live = live
         self.vectors = vectors
+        self.nested = nested or {}
         self.doc_count = int(live.sum())
         self._columns: dict[str, list[list[Any] | None]] = {}
 
@@ -184,6 +225,7 @@ class IndexStore:
         self.ids: dict[str, int] = {}
         self.tombstones: dict[str, tuple[int, int]] = {}  # id -> (version, seq_no) of deleted docs
         self.vectors: dict[str, VectorColumn] = {}
+        self.nested: dict[str, NestedVectorColumn] = {}
         self.vector_types: dict[str, str] = {}
         self.max_seq_no = -1
         self.searcher = _empty_searcher()
@@ -345,6 +387,10 @@ class IndexStore:
                 column = VectorColumn(vector.shape[0], max(_INITIAL_CAPACITY, len(self.rows) * 2))
                 self.vectors[path] = column
             column.set(row, vector)
+        for path, entries in parsed.nested_vectors.items():
+            nested = self.nested.setdefault(path, NestedVectorColumn())
+            for offsets, vector in entries:
+                nested.add(row, offsets, vector)
         self._mark_changed()
         return record
 
@@ -371,6 +417,10 @@ class IndexStore:
             live[: self.live.shape[0]] = self.live
             self.live = live
 
+    def flush(self) -> None:
+        """A Lucene commit. The sandbox keeps no translog and no segments, so there is nothing to do;
+        searches still see only what a refresh published."""
+
     # -- refresh ----------------------------------------------------------------------------------------
     def refresh(self) -> bool:
         """Publish a new searcher with everything written so far; False if nothing changed."""
@@ -383,7 +433,8 @@ class IndexStore:
         for path, col in self.vectors.items():
             col.ensure(n)
             vectors[path] = VectorView(col.data[:n], col.norms[:n], col.present[:n].copy())
-        self.searcher = Searcher(self.rows, n, self.live[:n].copy(), vectors)
+        nested = {path: col.view() for path, col in self.nested.items()}
+        self.searcher = Searcher(self.rows, n, self.live[:n].copy(), vectors, nested)
         self.pending_since = None
         self.last_refresh = time.time()
         return True
@@ -405,6 +456,13 @@ class IndexStore:
                 fresh.norms[: len(src)] = col.norms[src]
                 fresh.present[: len(src)] = col.present[src]
             self.vectors[path] = fresh
+        remap = {old: new for new, old in enumerate(keep)}
+        for path, nested in list(self.nested.items()):
+            fresh_nested = NestedVectorColumn()
+            for row, offsets, vector in zip(nested.rows, nested.offsets, nested.vectors, strict=True):
+                if row in remap:
+                    fresh_nested.add(remap[row], offsets, vector)
+            self.nested[path] = fresh_nested
         self.deleted_rows = 0
         self.generation += 1
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from es_sandbox.http import ApiError, Request, bad_request
+from es_sandbox.index_creation import create_index
 from es_sandbox.mapper.documents import DocumentParser
 from es_sandbox.mapper.merging import merge_mappings
 from es_sandbox.metadata import (
     Index,
-    create_index,
     index_not_found,
     indices_part,
     resolve_template,
@@ -101,6 +101,12 @@ def _target(state: SandboxState, name: str, require_alias: bool) -> Index | None
     return part.write_index(name)
 
 
+def check_open(index: Index) -> None:
+    """A closed index refuses reads and writes (IndexClosedException)."""
+    if index.state == "close":
+        raise ApiError(400, "index_closed_exception", "closed", index_uuid=index.uuid, index=index.name)
+
+
 def _pipelines_for(state: SandboxState, name: str, index: Index | None, requested: str | None) -> list[str]:
     settings: Mapping[str, Any]
     if index is not None:
@@ -146,7 +152,8 @@ def write_document(
     if doc_id is None:
         doc_id = new_uuid()[:20]
     with state.lock:
-        index = _target(state, target_name, options.require_alias)
+        # require_alias is checked against the final target, after pipelines may have changed _index.
+        index = _target(state, target_name, False)
         if index is None:
             validate_index_name(target_name)
         pipelines = (
@@ -178,6 +185,7 @@ def write_document(
         index = _target(state, target_name, options.require_alias)
         if index is None:
             index = create_index(state, target_name, None, cause="auto(bulk api)")
+        check_open(index)
         if index.mapping.get("_routing", {}).get("required") and options.routing is None:
             raise ApiError(
                 400,

@@ -1,8 +1,9 @@
 """Shared fixtures: the Elasticsearch target every integration test runs against.
 
-``--es=sandbox`` (default) starts the sandbox in-process on a free port; ``--es=container`` starts
-the official Elasticsearch 9 image with testcontainers (ML enabled, trial license); ``--es=url``
-uses the cluster at ES_URL. A target that cannot start fails the run with the reason; container
+``--es=sandbox`` (default) starts the sandbox in-process on a free port, emulating the Elasticsearch
+version given by ``--es-version`` (or ``PROVISION_TEST_ES_VERSION``; default the newest the sandbox
+emulates); ``--es=container`` starts the official Elasticsearch 9 image with testcontainers (ML
+enabled, trial license); ``--es=url`` uses the cluster at ES_URL. A target that cannot start fails the run with the reason; container
 tests are skipped, with the reason, only where no container engine exists.
 """
 
@@ -17,6 +18,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from es_sandbox import SandboxConfig, SandboxServer
+from es_sandbox.versions import NEWEST, UnsupportedVersion, parse_version
 from tests.shared_data import conformance_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,6 +37,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("PROVISION_TEST_ES", "sandbox"),
         help="Elasticsearch target for integration tests (default: sandbox)",
     )
+    parser.addoption(
+        "--es-version",
+        default=os.environ.get("PROVISION_TEST_ES_VERSION", NEWEST.minor_line),
+        help="Elasticsearch version the sandbox target emulates, e.g. 9.0, 9.2.5 "
+        f"(default: $PROVISION_TEST_ES_VERSION or {NEWEST.minor_line})",
+    )
+
+
+# The version the sandbox target emulates in this run (set from --es-version at configure time).
+_SANDBOX_VERSION = {"value": str(NEWEST)}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    raw = str(config.getoption("--es-version"))
+    try:
+        _SANDBOX_VERSION["value"] = str(parse_version(raw))
+    except UnsupportedVersion as exc:
+        raise pytest.UsageError(f"--es-version: {exc}") from exc
+
+
+def sandbox_version() -> str:
+    """The Elasticsearch version the sandbox target emulates in this run (``--es-version``)."""
+    return _SANDBOX_VERSION["value"]
 
 
 @dataclass
@@ -66,7 +91,12 @@ def _container_engine_available() -> str | None:
 
 def sandbox_config(**overrides: object) -> SandboxConfig:
     """The configuration tests use: fast deployment transitions, everything else as shipped."""
-    base: dict[str, object] = {"port": 0, "deployment_start_delay_s": 0.05, "allocation_delay_s": 0.05}
+    base: dict[str, object] = {
+        "port": 0,
+        "deployment_start_delay_s": 0.05,
+        "allocation_delay_s": 0.05,
+        "es_version": sandbox_version(),
+    }
     base.update(overrides)
     return SandboxConfig(**base)  # type: ignore[arg-type]
 

@@ -4,6 +4,11 @@ Green when every index is, yellow when an index has unassigned replicas (the san
 so any ``number_of_replicas`` above 0), red for an index whose primaries are not allocated: one
 created while ``cluster.routing.allocation.enable`` is ``none``, until allocation is enabled again
 (the allocation deciders then assign them), and for a closed index that ``wait_for_status`` asks about.
+
+Naming indices is itself something to wait for, as in TransportClusterHealthAction: a concrete name
+that does not exist (yet) makes the answer red and the request waits, like any ``wait_for_*``, until
+the index exists or ``timeout`` (30s) passes, then answers ``408`` with ``timed_out: true``. A
+wildcard that matches nothing yet is an empty, green selection, answered at once.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 from es_sandbox.http import Request, Response, RouteTable, bad_request
 from es_sandbox.metadata import cluster_setting, indices_part
 from es_sandbox.state import SandboxState
-from es_sandbox.util import parse_time_value
+from es_sandbox.util import parse_time_value, split_names
 
 routes = RouteTable()
 
@@ -23,10 +28,25 @@ _STATUS_ORDER = {"green": 0, "yellow": 1, "red": 2}
 
 
 def cluster_health(state: SandboxState, expression: str | None, level: str) -> dict[str, Any]:
+    """The health body; a concrete index name that does not exist makes it red."""
+    return _health(state, expression, level)[0]
+
+
+def _health(state: SandboxState, expression: str | None, level: str) -> tuple[dict[str, Any], bool]:
+    """The health body, and whether a concretely named index is missing."""
     indices = indices_part(state)
     if expression:
         selected = indices.resolve(expression, ignore_unavailable=True, allow_no_indices=True)
-        missing = not selected
+        # ES answers red for a concrete name that does not exist (IndexNotFoundException); a
+        # wildcard that matches nothing yet is an empty, green selection.
+        missing = any(
+            "*" not in name
+            and name not in ("_all", "")
+            and not name.startswith("-")
+            and name not in indices.indices
+            and not indices.alias_indices(name)
+            for name in split_names(expression)
+        )
     else:
         selected = list(indices.indices.values())
         missing = False
@@ -78,7 +98,7 @@ def cluster_health(state: SandboxState, expression: str | None, level: str) -> d
     }
     if level in ("indices", "shards"):
         body["indices"] = per_index
-    return body
+    return body, missing
 
 
 @routes.route("GET", "/_cluster/health", "/_cluster/health/{index}", write=False, api="cluster.health")
@@ -96,8 +116,8 @@ def health(state: SandboxState, request: Request) -> Response:
     deadline = time.monotonic() + max(timeout, 0)
     while True:
         with state.lock:
-            body = cluster_health(state, expression, level)
-        if wait_for is None or _STATUS_ORDER[body["status"]] <= _STATUS_ORDER[wait_for]:
+            body, missing = _health(state, expression, level)
+        if not missing and (wait_for is None or _STATUS_ORDER[body["status"]] <= _STATUS_ORDER[wait_for]):
             return Response(200, body)
         if time.monotonic() >= deadline:
             body["timed_out"] = True

@@ -8,12 +8,12 @@ from typing import Any
 
 from es_sandbox import settings as index_settings
 from es_sandbox.http import ApiError, Request, Response, RouteTable, bad_request
+from es_sandbox.index_creation import create_index
 from es_sandbox.mapper.merging import count_fields, merge_mappings
 from es_sandbox.mapper.parsing import MappingContext, parse_mapping
 from es_sandbox.metadata import (
     Index,
     cluster_setting,
-    create_index,
     index_not_found,
     indices_part,
     normalize_alias,
@@ -42,8 +42,8 @@ def create(state: SandboxState, request: Request) -> dict[str, Any]:
     name = request.path_params["index"]
     body = request.json_object()
     with state.lock:
-        create_index(state, name, body)
-    return {"acknowledged": True, "shards_acknowledged": True, "index": name}
+        index = create_index(state, name, body)
+    return {"acknowledged": True, "shards_acknowledged": True, "index": index.name}
 
 
 def index_view(index: Index, request: Request, features: set[str]) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def index_view(index: Index, request: Request, features: set[str]) -> dict[str, 
     if "settings" in features:
         view["settings"] = index.settings_view(flat)
         if request.flag("include_defaults"):
-            defaults = {k: v for k, v in index_settings.REPORTED_DEFAULTS.items() if k not in index.settings}
+            defaults = index_settings.reported_defaults(index.settings)
             view["defaults"] = dict(sorted(defaults.items())) if flat else nest_settings(defaults)
     return view
 
@@ -195,9 +195,7 @@ def get_settings(state: SandboxState, request: Request) -> dict[str, Any]:
                 "settings": dict(sorted(settings.items())) if flat else nest_settings(settings)
             }
             if request.flag("include_defaults"):
-                defaults = {
-                    k: v for k, v in index_settings.REPORTED_DEFAULTS.items() if k not in index.settings
-                }
+                defaults = index_settings.reported_defaults(index.settings)
                 entry["defaults"] = defaults if flat else nest_settings(defaults)
             out[index.name] = entry
     return out
@@ -269,6 +267,51 @@ def forcemerge(state: SandboxState, request: Request) -> dict[str, Any]:
             if index.store.deleted_rows:
                 index.store.refresh()
         return {"_shards": _shards_header(targets)}
+
+
+@routes.route("POST|GET", "/_flush", "/{index}/_flush", write=False, api="indices.flush")
+def flush(state: SandboxState, request: Request) -> dict[str, Any]:
+    """A Lucene commit: the sandbox has no translog, so flushing only ends the current segment."""
+    request.flag("force")
+    request.flag("wait_if_ongoing", True)
+    with state.lock:
+        targets = _resolve(state, request)
+        for index in targets:
+            index.store.flush()
+        return {"_shards": _shards_header(targets)}
+
+
+@routes.route("POST", "/{index}/_close", api="indices.close")
+def close(state: SandboxState, request: Request) -> dict[str, Any]:
+    """Close indices: their mappings and settings stay, reads and writes are refused."""
+    expression = request.path_params["index"]
+    with state.lock:
+        destructive = cluster_setting(state, "action.destructive_requires_name", "true") == "true"
+        if destructive and any(n in ("_all", "*") or "*" in n for n in split_names(expression)):
+            raise bad_request("Wildcard expressions or all indices are not allowed")
+        targets = _resolve(state, request, default_allow_no_indices=False)
+        for index in targets:
+            index.state = "close"
+            index.store.refresh()
+        return {
+            "acknowledged": True,
+            "shards_acknowledged": True,
+            "indices": {index.name: {"closed": True} for index in targets},
+        }
+
+
+@routes.route("POST", "/{index}/_open", api="indices.open")
+def open_index(state: SandboxState, request: Request) -> dict[str, Any]:
+    with state.lock:
+        targets = indices_part(state).resolve(
+            request.path_params["index"],
+            ignore_unavailable=request.flag("ignore_unavailable"),
+            allow_no_indices=request.flag("allow_no_indices", True),
+            expand_wildcards=request.param("expand_wildcards", "closed") or "closed",
+        )
+        for index in targets:
+            index.state = "open"
+        return {"acknowledged": True, "shards_acknowledged": True}
 
 
 @routes.route(

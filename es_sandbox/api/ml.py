@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from es_sandbox.config import ES_VERSION
 from es_sandbox.http import ApiError, Request, Response, RouteTable
 from es_sandbox.ml import deployments, trained_models
 from es_sandbox.ml.deployments import StartRequest
@@ -134,7 +133,7 @@ def ml_info(state: SandboxState, request: Request) -> dict[str, Any]:
             "datafeeds": {"scroll_size": 1000},
         },
         "upgrade_mode": False,
-        "native_code": {"version": ES_VERSION, "build_hash": "sandbox"},
+        "native_code": {"version": state.emulation.number, "build_hash": "sandbox"},
         "limits": {
             "max_single_ml_node_processors": processors,
             "total_ml_processors": processors,

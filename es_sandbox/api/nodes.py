@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from es_sandbox.config import ES_VERSION
 from es_sandbox.http import Request, RouteTable
 from es_sandbox.metadata import indices_part
 from es_sandbox.ml.node import ml_node_attributes
@@ -35,9 +34,9 @@ def _node(state: SandboxState) -> dict[str, Any]:
         "transport_address": "127.0.0.1:9300",
         "host": state.config.host,
         "ip": "127.0.0.1",
-        "version": ES_VERSION,
+        "version": state.emulation.number,
         "transport_version": 9112007,
-        "index_version": 9039000,
+        "index_version": state.emulation.release.index_version,
         "component_versions": {"ml_config_version": 12000099, "transform_config_version": 10000099},
         "build_flavor": "default",
         "build_type": "sandbox",

@@ -7,6 +7,8 @@ import uuid
 from typing import Any
 
 from es_sandbox import settings as index_settings
+from es_sandbox import tracking
+from es_sandbox.api.legacy_templates import overlapping_legacy, precedence_warning
 from es_sandbox.http import ApiError, Request, Response, RouteTable, bad_request, unknown_field
 from es_sandbox.mapper.merging import merge_mappings
 from es_sandbox.mapper.parsing import MappingContext, parse_mapping
@@ -149,6 +151,8 @@ def _lifecycle_view(body: dict[str, Any], include_defaults: bool) -> dict[str, A
 def put_component_template(state: SandboxState, request: Request) -> dict[str, Any]:
     name = request.path_params["name"]
     body = request.json_object(required=True)
+    if tracking.enabled():
+        tracking.refuse_managed("template", body)
     for key in body:
         if key not in COMPONENT_KEYS:
             raise unknown_field("component_template", key, COMPONENT_KEYS)
@@ -183,6 +187,7 @@ def put_component_template(state: SandboxState, request: Request) -> dict[str, A
             else:
                 templates.component[name] = previous
             raise
+        tracking.record(state, "component_template", name)
     return {"acknowledged": True}
 
 
@@ -212,7 +217,12 @@ def get_component_template(state: SandboxState, request: Request) -> Response:
             "component_templates": [
                 {
                     "name": n,
-                    "component_template": _lifecycle_view(templates.component[n].body, include_defaults),
+                    "component_template": tracking.view(
+                        state,
+                        "component_template",
+                        n,
+                        _lifecycle_view(templates.component[n].body, include_defaults),
+                    ),
                 }
                 for n in matched
             ]
@@ -236,21 +246,14 @@ def delete_component_template(state: SandboxState, request: Request) -> dict[str
     names = split_names(request.path_params["name"])
     with state.lock:
         templates = templates_part(state)
-        targets: list[str] = []
-        for pattern in names:
-            matched = [n for n in templates.component if simple_match(pattern, n)]
-            if not matched and "*" not in pattern:
-                raise ApiError(
-                    404,
-                    "resource_not_found_exception",
-                    f"component_template [{pattern}] not found"
-                    if len(names) == 1
-                    else f"component_template [{','.join(names)}] not found",
-                )
-            targets.extend(matched)
+        targets = _deletion_targets(names, list(templates.component))
+        # ES checks that no index template needs them (validateCanBeRemoved) before anything else
+        matching = [
+            n for n in templates.component if (n in names if len(names) > 1 else simple_match(names[0], n))
+        ]
         in_use = {}
         for template in templates.index.values():
-            used = [n for n in targets if n in template.composed_of]
+            used = [n for n in matching if n in template.composed_of]
             if used:
                 in_use[template.name] = used
         if in_use:
@@ -259,9 +262,31 @@ def delete_component_template(state: SandboxState, request: Request) -> dict[str
                 f"component templates [{', '.join(components)}] cannot be removed as they are still in use by index "
                 f"templates [{', '.join(sorted(in_use))}]"
             )
+        if isinstance(targets, ApiError):
+            raise ApiError(404, "resource_not_found_exception", targets.reason)
         for name in targets:
             templates.component.pop(name, None)
+            tracking.forget(state, "component_template", name)
     return {"acknowledged": True}
+
+
+def _deletion_targets(names: list[str], existing: list[str]) -> list[str] | ApiError:
+    """The templates a DELETE of ``names`` removes, or (as an error to raise) the names it misses.
+
+    As MetadataIndexTemplateService removes templates: several names are exact names, all of which
+    must exist (the error lists the missing ones); one name is a pattern that must match something
+    unless it matches everything (``*``).
+    """
+    if len(names) > 1:
+        missing = [name for name in names if name not in existing]
+        if missing:
+            return ApiError(404, "resource_not_found_exception", ",".join(missing))
+        return list(dict.fromkeys(names))
+    pattern = names[0] if names else ""
+    matched = [name for name in existing if simple_match(pattern, name)]
+    if not matched and pattern not in ("*", "_all"):
+        return ApiError(404, "resource_not_found_exception", pattern)
+    return matched
 
 
 # -- index templates ----------------------------------------------------------------------------------------
@@ -371,6 +396,8 @@ def _validate_composition(templates: TemplatesState, template: IndexTemplate) ->
 def put_index_template(state: SandboxState, request: Request) -> dict[str, Any]:
     name = request.path_params["name"]
     body = request.json_object(required=True)
+    if tracking.enabled():
+        tracking.refuse_managed("template", body)
     _validate_name(name, "index_template")
     stored = _parse_index_template(name, body)
     template = IndexTemplate(name, stored)
@@ -381,6 +408,10 @@ def put_index_template(state: SandboxState, request: Request) -> dict[str, Any]:
         _check_overlaps(templates, template)
         _validate_composition(templates, template)
         templates.index[name] = template
+        tracking.record(state, "index_template", name)
+        older = overlapping_legacy(state, template.patterns)
+        if older:
+            request.warn(precedence_warning(name, template.patterns, older))
     return {"acknowledged": True}
 
 
@@ -395,7 +426,12 @@ def get_index_template(state: SandboxState, request: Request) -> Response:
         matched, missing = _get_matching(name, templates.index, "index")
         body = {
             "index_templates": [
-                {"name": n, "index_template": _lifecycle_view(templates.index[n].body, include_defaults)}
+                {
+                    "name": n,
+                    "index_template": tracking.view(
+                        state, "index_template", n, _lifecycle_view(templates.index[n].body, include_defaults)
+                    ),
+                }
                 for n in matched
             ]
         }
@@ -418,14 +454,12 @@ def delete_index_template(state: SandboxState, request: Request) -> dict[str, An
     names = split_names(request.path_params["name"])
     with state.lock:
         templates = templates_part(state)
-        targets = []
-        for pattern in names:
-            matched = [n for n in templates.index if simple_match(pattern, n)]
-            if not matched and "*" not in pattern:
-                raise ApiError(404, "resource_not_found_exception", f"index_template [{pattern}] missing")
-            targets.extend(matched)
+        targets = _deletion_targets(names, list(templates.index))
+        if isinstance(targets, ApiError):
+            raise ApiError(404, "resource_not_found_exception", f"index_template [{targets.reason}] missing")
         for name in targets:
             templates.index.pop(name, None)
+            tracking.forget(state, "index_template", name)
     return {"acknowledged": True}
 
 
@@ -509,6 +543,9 @@ def simulate_template(state: SandboxState, request: Request) -> dict[str, Any]:
                 "Validation Failed: 1: must specify a template name or a template body;",
             )
         overlapping = [
+            {"name": legacy_name, "index_patterns": patterns}
+            for legacy_name, patterns in overlapping_legacy(state, template.patterns).items()
+        ] + [
             {"name": t.name, "index_patterns": t.patterns}
             for t in sorted(view.index.values(), key=lambda t: t.name)
             if t.name != template.name
@@ -518,7 +555,26 @@ def simulate_template(state: SandboxState, request: Request) -> dict[str, Any]:
                 for b in t.patterns
             )
         ]
-        return {"template": _resolved_view(view, template, tier=True), "overlapping": overlapping}
+        resolved = _resolved_view(view, template, tier=True)
+        lifecycle = _resolved_lifecycle(view, template)
+        if lifecycle is not None:
+            resolved["lifecycle"] = _lifecycle_view(
+                {"template": {"lifecycle": lifecycle}}, request.flag("include_defaults")
+            )["template"]["lifecycle"]
+        return {"template": resolved, "overlapping": overlapping}
+
+
+def _resolved_lifecycle(templates: TemplatesState, template: IndexTemplate) -> dict[str, Any] | None:
+    """The data stream lifecycle a data stream template gives (its components' merged under its own)."""
+    if template.body.get("data_stream") is None:
+        return None
+    merged: dict[str, Any] | None = None
+    bodies = [templates.component[c].body for c in template.composed_of if c in templates.component]
+    for body in [*bodies, template.body]:
+        lifecycle = (body.get("template") or {}).get("lifecycle")
+        if isinstance(lifecycle, dict):
+            merged = {**(merged or {}), **lifecycle}
+    return merged
 
 
 def _overlap(a: str, b: str) -> bool:

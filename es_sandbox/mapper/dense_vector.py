@@ -1,8 +1,9 @@
 """The ``dense_vector`` field type: ``index_options``, their version's defaults, and vector checks.
 
-Quantised index types and their defaults (HNSW ``m``/``ef_construction``, BBQ above a dimension
-threshold, rescore oversampling), how options print and which updates are allowed, and the checks a
-vector value must pass (finite, unit length for ``dot_product``, non-zero for ``cosine``).
+Quantised index types and their defaults (HNSW ``m``/``ef_construction``; which type a field gets
+when it names none, and rescore oversampling, come from the emulated version: es_sandbox.versions),
+how options print and which updates are allowed, and the checks a vector value must pass (finite,
+unit length for ``dot_product``, non-zero for ``cosine``).
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from es_sandbox import versions
 from es_sandbox.mapper.parameters import mapper_error, param_float, param_int
 from es_sandbox.util import es_str, java_float_str
 from provisioning.vectors import INDEX_OPTION_TYPES, dims_problems, index_options_problems
 
-BBQ_DEFAULT_THRESHOLD = 384
-DEFAULT_M = 16
-DEFAULT_EF_CONSTRUCTION = 100
-DEFAULT_OVERSAMPLE = 3.0
+DEFAULT_M = versions.DEFAULT_M
+DEFAULT_EF_CONSTRUCTION = versions.DEFAULT_EF_CONSTRUCTION
+DEFAULT_OVERSAMPLE = versions.DEFAULT_OVERSAMPLE
 MIN_DIMS_DYNAMIC_VECTOR = 128
 _INDEX_OPTION_TYPES = INDEX_OPTION_TYPES
 _QUANTIZED = frozenset(
@@ -28,7 +29,9 @@ _QUANTIZED = frozenset(
 )
 
 
-def parse_index_options(full: str, raw: Any) -> dict[str, Any]:
+def parse_index_options(full: str, raw: Any, emulation: versions.Emulation | None = None) -> dict[str, Any]:
+    """``index_options`` as the emulated version parses and stores them (its types, its defaults)."""
+    emulation = emulation or versions.current()
     if not isinstance(raw, dict):
         raise mapper_error(f"Failed to parse mapping: [index_options] on field [{full}] must be an object")
     options = dict(raw)
@@ -36,7 +39,7 @@ def parse_index_options(full: str, raw: Any) -> dict[str, Any]:
     if itype is None:
         raise mapper_error("[index_options] requires field [type] to be configured")
     itype = es_str(itype)
-    if itype not in _INDEX_OPTION_TYPES:
+    if itype not in _INDEX_OPTION_TYPES or itype not in emulation.index_option_types():
         raise mapper_error(f"Unknown vector index options type [{itype}] for field [{full}]")
     out: dict[str, Any] = {"type": itype}
     if itype.endswith("hnsw"):
@@ -47,12 +50,9 @@ def parse_index_options(full: str, raw: Any) -> dict[str, Any]:
     if itype in ("int8_hnsw", "int4_hnsw", "int8_flat", "int4_flat"):
         ci = options.pop("confidence_interval", None)
         if ci is not None:
-            value = param_float(ci, "confidence_interval")
-            if not (value == 0 or 0.9 <= value <= 1.0):
-                raise mapper_error(
-                    f"confidenceInterval must be between 0.9 and 1.0 or 0; confidenceInterval={java_float_str(value)}"
-                )
-            out["confidence_interval"] = value
+            # Stored as given: ES checks the range only when it builds the vectors format, that is
+            # when a vector is indexed (see confidence_interval_problem).
+            out["confidence_interval"] = param_float(ci, "confidence_interval")
         elif itype.startswith("int4"):
             out["confidence_interval"] = 0.0
     if itype == "bbq_disk":
@@ -83,7 +83,7 @@ def parse_index_options(full: str, raw: Any) -> dict[str, Any]:
             if oversample > 10:
                 raise mapper_error("oversample must be less than or equal to 10")
             out["rescore_vector"] = {"oversample": oversample}
-        elif itype in ("bbq_hnsw", "bbq_flat", "bbq_disk"):
+        elif itype in ("bbq_hnsw", "bbq_flat", "bbq_disk") and emulation.bbq_default_oversample():
             out["rescore_vector"] = {"oversample": DEFAULT_OVERSAMPLE}
     if options:
         shown = ", ".join(f"{k} : {es_str(v)}" for k, v in options.items())
@@ -91,21 +91,18 @@ def parse_index_options(full: str, raw: Any) -> dict[str, Any]:
     return out
 
 
-def default_index_options(element_type: str, dims: int | None, indexed: bool) -> dict[str, Any] | None:
-    """ES 9.1+ defaults: bbq_hnsw for float vectors of >= 384 dims, int8_hnsw below; none for byte/bit."""
-    if element_type != "float" or not indexed or dims is None:
+def confidence_interval_problem(options: Mapping[str, Any] | None) -> str | None:
+    """Lucene's check when the scalar-quantized format is built (at indexing time in ES)."""
+    value = (options or {}).get("confidence_interval")
+    if value is None or value == 0 or 0.9 <= value <= 1.0:
         return None
-    if dims >= BBQ_DEFAULT_THRESHOLD:
-        return {
-            "type": "bbq_hnsw",
-            "m": DEFAULT_M,
-            "ef_construction": DEFAULT_EF_CONSTRUCTION,
-            "rescore_vector": {"oversample": DEFAULT_OVERSAMPLE},
-        }
-    return {"type": "int8_hnsw", "m": DEFAULT_M, "ef_construction": DEFAULT_EF_CONSTRUCTION}
+    return f"confidenceInterval must be between 0.9 and 1.0 or 0; confidenceInterval={java_float_str(value)}"
 
 
-def finish_dense_vector(full: str, values: dict[str, Any]) -> dict[str, Any]:
+def finish_dense_vector(
+    full: str, values: dict[str, Any], emulation: versions.Emulation | None = None
+) -> dict[str, Any]:
+    emulation = emulation or versions.current()
     element_type = values.get("element_type", "float")
     indexed = values.get("index", True)
     dims = values.get("dims")
@@ -131,7 +128,7 @@ def finish_dense_vector(full: str, values: dict[str, Any]) -> dict[str, Any]:
         for _param, message in index_options_problems(options["type"], element_type, dims):
             raise mapper_error(message)
     elif dims is not None:
-        options = default_index_options(element_type, dims, indexed)
+        options = emulation.default_index_options(element_type, dims, indexed)
     out: dict[str, Any] = {"type": "dense_vector"}
     if element_type != "float":
         out["element_type"] = element_type
@@ -236,16 +233,17 @@ def check_vector(vector: np.ndarray, element: str, similarity: str | None) -> st
     as32 = vector.astype(np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
         squared = float(np.dot(as32, as32))
-    if element == "float" and (math.isnan(squared) or math.isinf(squared)):
+    floating = element in ("float", "bfloat16")
+    if floating and (math.isnan(squared) or math.isinf(squared)):
         return (
             "NaN or Infinite magnitude detected, this usually means the vector values are too extreme to fit within a float."
             + _vector_preview(vector)
         )
-    if element == "float" and similarity == "dot_product" and abs(squared - 1.0) > 1e-3:
+    if floating and similarity == "dot_product" and abs(squared - 1.0) > 1e-3:
         return "The [dot_product] similarity can only be used with unit-length vectors." + _vector_preview(
             vector
         )
-    if element in ("float", "byte") and similarity == "cosine" and math.sqrt(squared) == 0.0:
+    if (floating or element == "byte") and similarity == "cosine" and math.sqrt(squared) == 0.0:
         return "The [cosine] similarity does not support vectors with zero magnitude." + _vector_preview(
             vector
         )

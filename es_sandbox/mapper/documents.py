@@ -19,10 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from es_sandbox import analysis
+from es_sandbox import analysis, versions
 from es_sandbox.dates import DEFAULT_FORMAT, DateFormat, DateFormatError
 from es_sandbox.http import ApiError
-from es_sandbox.mapper.dense_vector import MIN_DIMS_DYNAMIC_VECTOR, check_vector, finish_dense_vector
+from es_sandbox.mapper.dense_vector import (
+    MIN_DIMS_DYNAMIC_VECTOR,
+    check_vector,
+    confidence_interval_problem,
+    finish_dense_vector,
+)
 from es_sandbox.mapper.geo import parse_geo_point
 from es_sandbox.mapper.lookup import CompiledMapping, LeafField, compile_mapping
 from es_sandbox.mapper.merging import count_fields, merge_mappings
@@ -58,6 +63,8 @@ class ParsedDoc:
 
     values: dict[str, list[Any]] = field(default_factory=dict)
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    # dense_vector values inside ``nested`` objects: field path -> [(offsets of the nested objects, vector)]
+    nested_vectors: dict[str, list[tuple[tuple[int, ...], np.ndarray]]] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
     dynamic_update: dict[str, Any] | None = None
 
@@ -77,6 +84,7 @@ class DocumentParser:
         self.limit = int(settings.get("index.mapping.total_fields.limit", 1000))
         self.ignore_malformed_default = str(settings.get("index.mapping.ignore_malformed", "false")) == "true"
         self.coerce_default = str(settings.get("index.mapping.coerce", "true")) == "true"
+        self.nested_offsets: list[tuple[str, int]] = []  # (nested path, offset) of the objects we are in
 
     # -- entry point ----------------------------------------------------------------------------
     def parse(self, source: Mapping[str, Any]) -> ParsedDoc:
@@ -153,14 +161,21 @@ class DocumentParser:
                 return
             child_dynamic = str(definition.get("dynamic", dynamic))
             items = value if isinstance(value, list) else [value]
-            for item in items:
+            nested = definition.get("type") == "nested"
+            for offset, item in enumerate(items):
                 if item is None:
                     continue
                 if not isinstance(item, dict):
                     raise doc_error(
                         f"object mapping for [{path}] tried to parse field [{name}] as object, but found a concrete value"
                     )
-                self._parse_object(item, path + ".", definition, child_dynamic)
+                if nested:
+                    self.nested_offsets.append((path, offset))
+                try:
+                    self._parse_object(item, path + ".", definition, child_dynamic)
+                finally:
+                    if nested:
+                        self.nested_offsets.pop()
             return
         leaf = self.compiled.fields.get(path) or self.new_leaves.get(path)
         if leaf is None:
@@ -169,6 +184,9 @@ class DocumentParser:
 
     def _leaf_for(self, path: str, definition: Mapping[str, Any]) -> LeafField:
         compiled = compile_mapping(_wrap(path, definition), self.settings)
+        if self.nested_offsets:
+            for leaf in compiled.fields.values():
+                leaf.nested_path = self.nested_offsets[-1][0]
         self.new_leaves.update(compiled.fields)
         return compiled.fields[path]
 
@@ -194,9 +212,16 @@ class DocumentParser:
     def _add_new(self, path: str, definition: dict[str, Any]) -> None:
         parts = path.split(".")
         node = self.new_props
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1]):
             # Intermediate objects (new or existing) get a properties holder; the merge sorts it out.
-            entry = node.setdefault(part, {"properties": {}})
+            # An existing nested object stays nested (merging a plain object into it is an error).
+            existing = self.compiled.objects.get(".".join(parts[: depth + 1]), {})
+            holder: dict[str, Any] = (
+                {"type": "nested", "properties": {}}
+                if existing.get("type") == "nested"
+                else {"properties": {}}
+            )
+            entry = node.setdefault(part, holder)
             node = entry.setdefault("properties", {})
         node[parts[-1]] = definition
 
@@ -207,7 +232,11 @@ class DocumentParser:
                 template = self._template_for(path, name, "double", value)
                 if template is not None:
                     return template
-                return finish_dense_vector(path, {"dims": len(value), "index": True, "similarity": "cosine"})
+                return finish_dense_vector(
+                    path,
+                    {"dims": len(value), "index": True, "similarity": "cosine"},
+                    versions.current().for_index(self.settings),
+                )
             sample = next((v for v in value if v is not None), None)
             while isinstance(sample, list):
                 sample = next((v for v in sample if v is not None), None)
@@ -424,7 +453,7 @@ class DocumentParser:
     def _index_vector(self, leaf: LeafField, value: Any) -> None:
         if value is None:
             return
-        if leaf.path in self.doc.vectors:
+        if leaf.nested_path is None and leaf.path in self.doc.vectors:
             raise doc_error(
                 f"failed to parse: Field [{leaf.path}] of type [dense_vector] doesn't support indexing multiple values for the same field in the same document"
             )
@@ -472,7 +501,11 @@ class DocumentParser:
             dims = count
             update = dict(leaf.params)
             update["dims"] = dims
-            definition = finish_dense_vector(leaf.path, {k: v for k, v in update.items() if k != "type"})
+            definition = finish_dense_vector(
+                leaf.path,
+                {k: v for k, v in update.items() if k != "type"},
+                versions.current().for_index(self.settings),
+            )
             self._add_new(leaf.path, definition)
             leaf = self._leaf_for(leaf.path, definition)
         if count != dims:
@@ -486,20 +519,49 @@ class DocumentParser:
             raise doc_error(
                 f"failed to parse: {message}", ApiError(400, "illegal_argument_exception", message)
             )
+        options = leaf.params.get("index_options")
+        problem = confidence_interval_problem(options)
+        if problem is not None:
+            raise ApiError(400, "illegal_argument_exception", problem)
+        if options and options.get("type") == "bbq_disk":
+            refusal = versions.current().for_index(self.settings).bbq_disk_write_refusal()
+            if refusal is not None:
+                raise ApiError(403, "security_exception", refusal, **{"license.expired.feature": "DiskBBQ"})
         checked = check_vector(vector, element, leaf.similarity if leaf.indexed else None)
         if checked is not None:
             raise doc_error(
                 f"failed to parse: {checked}", ApiError(400, "illegal_argument_exception", checked)
             )
-        self.doc.vectors[leaf.path] = vector.astype(np.float32)
+        stored = vector.astype(np.float32)
+        if element == "bfloat16":
+            stored = to_bfloat16(stored)
+        if leaf.nested_path is not None:
+            offsets = tuple(offset for _, offset in self.nested_offsets)
+            self.doc.nested_vectors.setdefault(leaf.path, []).append((offsets, stored))
+            return
+        self.doc.vectors[leaf.path] = stored
 
     def _decode_vector_string(self, leaf: LeafField, value: str) -> np.ndarray:
         element = leaf.element_type
+        if element not in ("byte", "bit") and not versions.current().has("dense_vector.base64_indexing"):
+            raise doc_error(
+                f"failed to parse field [{leaf.path}] of type [dense_vector] in {self.description}. "
+                f"Preview of field's value: '{value[:20]}'",
+                ApiError(
+                    400,
+                    "parsing_exception",
+                    "Failed to parse object: expecting token of type [START_ARRAY] but found [VALUE_STRING]",
+                ),
+            )
         try:
             if element in ("byte", "bit"):
                 raw = bytes.fromhex(value)
                 return np.frombuffer(raw, dtype=np.int8).astype(np.float64)
             raw = base64.b64decode(value, validate=True)
+            dims = leaf.dims
+            if element == "bfloat16" and dims is not None and len(raw) == dims * 2:
+                halves = np.frombuffer(raw, dtype=">u2").astype(np.uint32) << 16
+                return halves.view(np.float32).astype(np.float64)
             return np.frombuffer(raw, dtype=">f4").astype(np.float64)
         except (ValueError, binascii.Error) as exc:
             raise doc_error(
@@ -507,6 +569,13 @@ class DocumentParser:
                 f"Preview of field's value: '{value[:20]}'",
                 ApiError(400, "illegal_argument_exception", f"Failed to decode vector: {exc}"),
             ) from exc
+
+
+def to_bfloat16(vector: np.ndarray) -> np.ndarray:
+    """float32 values rounded to bfloat16 (round half to even), back as float32 (what ES stores)."""
+    bits = np.ascontiguousarray(vector, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
+    return (rounded & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
 
 
 class _Skip:

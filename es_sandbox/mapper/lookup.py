@@ -22,6 +22,7 @@ class LeafField:
     search_analyzer: Callable[[str], list[str]] | None = None
     date_format: DateFormat | None = None
     multi_field_of: str | None = None
+    nested_path: str | None = None  # the innermost ``nested`` object the field lives in
 
     @property
     def indexed(self) -> bool:
@@ -46,14 +47,15 @@ class CompiledMapping:
     mapping: dict[str, Any]
     fields: dict[str, LeafField] = field(default_factory=dict)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nested: set[str] = field(default_factory=set)  # paths of ``nested`` objects
 
 
 def compile_mapping(mapping: Mapping[str, Any], settings: Mapping[str, Any]) -> CompiledMapping:
     compiled = CompiledMapping(dict(mapping))
 
-    def add_leaf(path: str, definition: Mapping[str, Any], parent: str | None) -> None:
+    def add_leaf(path: str, definition: Mapping[str, Any], parent: str | None, nested: str | None) -> None:
         ftype = definition["type"]
-        leaf = LeafField(path, ftype, dict(definition), multi_field_of=parent)
+        leaf = LeafField(path, ftype, dict(definition), multi_field_of=parent, nested_path=nested)
         if ftype in ("text", "match_only_text"):
             name = str(definition.get("analyzer", "standard"))
             leaf.analyzer = analysis.resolve(name, settings) or analysis.standard
@@ -63,16 +65,20 @@ def compile_mapping(mapping: Mapping[str, Any], settings: Mapping[str, Any]) -> 
             leaf.date_format = DateFormat(str(definition.get("format", DEFAULT_FORMAT)))
         compiled.fields[path] = leaf
         for sub, sub_def in (definition.get("fields") or {}).items():
-            add_leaf(f"{path}.{sub}", sub_def, path)
+            add_leaf(f"{path}.{sub}", sub_def, path, nested)
 
-    def walk(props: Mapping[str, Any], prefix: str) -> None:
+    def walk(props: Mapping[str, Any], prefix: str, nested: str | None) -> None:
         for name, definition in props.items():
             path = prefix + name
             if is_object(definition):
                 compiled.objects[path] = dict(definition)
-                walk(definition.get("properties", {}), path + ".")
+                inner = nested
+                if definition.get("type") == "nested":
+                    compiled.nested.add(path)
+                    inner = path
+                walk(definition.get("properties", {}), path + ".", inner)
             else:
-                add_leaf(path, definition, None)
+                add_leaf(path, definition, None, nested)
 
-    walk(mapping.get("properties", {}), "")
+    walk(mapping.get("properties", {}), "", None)
     return compiled

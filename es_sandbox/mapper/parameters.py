@@ -219,7 +219,7 @@ TYPE_PARAMS: dict[str, list[P]] = {
     "sparse_vector": [_STORE, _META],
     "rank_feature": [P("positive_score_impact", True, False, "bool"), _META],
     "dense_vector": [
-        P("element_type", "float", False, "enum", ELEMENT_TYPES),
+        P("element_type", "float", False, "enum", (*ELEMENT_TYPES, "bfloat16")),  # per version: parsing
         P("dims", None, True, "dims"),
         P("index", True, False, "bool", always=True),
         P("similarity", None, False, "similarity"),

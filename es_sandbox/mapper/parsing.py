@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from es_sandbox import analysis
+from es_sandbox import analysis, versions
 from es_sandbox.dates import DateFormat
+from es_sandbox.http import ApiError
 from es_sandbox.mapper.dense_vector import finish_dense_vector, parse_index_options
 from es_sandbox.mapper.parameters import (
     DYNAMIC_VALUES,
@@ -36,10 +37,12 @@ OUT_OF_SCOPE_TYPES = {
 
 
 class MappingContext:
-    """What parsing a mapping needs to know about the index: its settings (for analyzers)."""
+    """What parsing a mapping needs to know about the index: its settings (for analyzers) and the
+    Elasticsearch version it is created with (defaults and types that differ between 9.x minors)."""
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         self.settings = dict(settings or {})
+        self.emulation = versions.current().for_index(self.settings)
 
     def has_analyzer(self, name: str) -> bool:
         return analysis.resolve(name, self.settings) is not None
@@ -237,7 +240,9 @@ def _parse_properties(props: Any, prefix: str, ctx: MappingContext) -> dict[str,
     out: dict[str, Any] = {}
     for name, definition in _expand_dotted(props).items():
         if not name or not name.strip():
-            raise mapper_error("Failed to parse mapping: field name cannot be an empty string")
+            raise mapper_error("Failed to parse mapping: field name cannot be an empty string").with_cause(
+                ApiError(400, "illegal_argument_exception", "field name cannot be an empty string")
+            )
         full = prefix + name
         out[name] = parse_field(full, definition, ctx)
     return dict(sorted(out.items()))
@@ -276,7 +281,7 @@ def parse_field(full: str, definition: Any, ctx: MappingContext, multi_field: bo
             raise mapper_error(f"unknown parameter [{key}] on mapper [{full}] of type [{ftype}]")
         values[key] = _parse_param(full, ftype, spec, raw, ctx)
     if ftype == "dense_vector":
-        return finish_dense_vector(full, values)
+        return finish_dense_vector(full, values, ctx.emulation)
     if ftype == "scaled_float" and "scaling_factor" not in values:
         raise mapper_error("Field [scaling_factor] is required")
     if "script" in values and values["script"] is not None:
@@ -318,9 +323,10 @@ def _parse_param(full: str, ftype: str, spec: P, raw: Any, ctx: MappingContext) 
         return text
     if kind == "enum":
         text = es_str(raw)
-        if text not in spec.choices:
+        choices = ctx.emulation.element_types() if name == "element_type" else spec.choices
+        if text not in choices:
             raise mapper_error(
-                f"Unknown value [{text}] for field [{name}] - accepted values are [{', '.join(spec.choices)}]"
+                f"Unknown value [{text}] for field [{name}] - accepted values are [{', '.join(choices)}]"
             )
         return text
     if kind == "format":
@@ -381,7 +387,7 @@ def _parse_param(full: str, ftype: str, spec: P, raw: Any, ctx: MappingContext) 
     if kind == "index_options":
         if raw is None:
             return None
-        return parse_index_options(full, raw)
+        return parse_index_options(full, raw, ctx.emulation)
     if kind == "obj":
         return raw
     return raw

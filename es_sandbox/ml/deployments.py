@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from es_sandbox import versions
 from es_sandbox.http import ApiError
 from es_sandbox.ml import runtime
 from es_sandbox.ml.configs import inference_config_name, per_allocation_memory, per_deployment_memory
@@ -159,8 +160,20 @@ class StartRequest:
                 errors.append("[number_of_allocations] must be 1 when [priority] is low")
             if self.threads_per_allocation > 1:
                 errors.append("[threads_per_allocation] must be 1 when [priority] is low")
+            errors.extend(low_priority_adaptive_errors(self.adaptive_allocations))
         if errors:
             raise validation_error(*errors)
+
+
+def low_priority_adaptive_errors(adaptive: dict[str, Any] | None) -> list[str]:
+    """From 9.2.5 (es_sandbox.versions: ml.low_priority_adaptive_max) a low-priority deployment's
+    adaptive allocations may not scale past one allocation."""
+    if not versions.current().has("ml.low_priority_adaptive_max") or not adaptive:
+        return []
+    maximum = adaptive.get("max_number_of_allocations")
+    if adaptive.get("enabled") is True and maximum is not None and int(maximum) > 1:
+        return ["[max_number_of_allocations] must be 1 when [priority] is low"]
+    return []
 
 
 def validate_adaptive(settings: dict[str, Any] | None) -> list[str]:
@@ -372,8 +385,18 @@ def update(
                     "[number_of_allocations] cannot be set if adaptive allocations is enabled"
                 )
             errors = validate_adaptive(merged)
+            if deployment.priority == "low":
+                errors += low_priority_adaptive_errors(merged)
             if errors:
                 raise validation_error(*errors)
+        if (
+            deployment.priority == "low"
+            and number_of_allocations is not None
+            and number_of_allocations > 1
+            and versions.current().has("ml.low_priority_update_allocations")
+        ):
+            # 9.2.4+ (es_sandbox.versions: ml.low_priority_update_allocations)
+            raise validation_error("[number_of_allocations] must be 1 when [priority] is low")
         changes = (
             number_of_allocations is not None and number_of_allocations != deployment.number_of_allocations
         ) or (adaptive is not None and merged != deployment.adaptive_allocations)

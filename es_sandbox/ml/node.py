@@ -12,7 +12,6 @@ import hashlib
 import os
 from typing import Any
 
-from es_sandbox.config import ES_VERSION
 from es_sandbox.ml.configs import ML_CONFIG_VERSION
 from es_sandbox.node import NODE_ID
 from es_sandbox.state import SandboxState
@@ -58,8 +57,8 @@ def discovery_node(state: SandboxState) -> dict[str, Any]:
             "external_id": state.config.node_name,
             "attributes": ml_node_attributes(state),
             "roles": list(ROLES),
-            "version": ES_VERSION,
+            "version": state.emulation.number,
             "min_index_version": 8000099,
-            "max_index_version": 9039000,
+            "max_index_version": state.emulation.release.index_version,
         }
     }

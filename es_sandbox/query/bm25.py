@@ -1,4 +1,5 @@
-"""BM25 text scoring as Lucene 8+ computes it (k1=1.2, b=0.75, without the (k1+1) factor).
+"""BM25 scoring: Lucene 8+'s formula for text (k1=1.2, b=0.75, without the (k1+1) factor); the idf
+alone for a match in a field without frequencies and norms (keyword).
 
 Collection statistics (documents with the field, average field length) are over the searcher's live
 documents, cached per request in the :class:`~es_sandbox.query.context.ShardContext`.
@@ -41,6 +42,13 @@ def bm25(ctx: ShardContext, path: str, term: Any, is_text: bool, boost: float) -
         dl = np.array([float(sum(lengths_col[r] or [len(values[r] or [])])) for r in rows], dtype=np.float64)
     else:
         dl = np.ones(len(rows), dtype=np.float64)
+    if not is_text:
+        # Fields indexed without frequencies and norms (keyword, numbers as terms, ...): a match
+        # scores its idf, which is what Elasticsearch's YAML REST tests observe (see
+        # search.vectors/45_knn_search_byte "kNN search plus query", 190_knn_query-with-k-param
+        # "dis_max query with knn query").
+        scores[rows] = np.float32(boost * idf)
+        return mask, scores
     tf = freqs[rows].astype(np.float64)
     norm = K1 * (1 - B + B * dl / avgdl)
     scores[rows] = (boost * idf * tf / (tf + norm)).astype(np.float32)

@@ -60,6 +60,7 @@ class ShardContext:
         self.store = store
         self.state = state
         self.named: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.inner_hits: dict[str, Any] = {}  # name -> compound.InnerHitsResult, for the fetch phase
         self.allow_unmapped = settings.get("index.query.parse.allow_unmapped_fields", "true") != "false"
         self._stats: dict[str, tuple[int, float]] = {}
 
@@ -82,8 +83,18 @@ class ShardContext:
 
     def unmapped(self, name: str) -> Result:
         if not self.allow_unmapped:
-            raise shard_error(self, f"field [{name}] does not exist in the mapping")
+            raise self.no_mapping_error(name)
         return self.empty()
+
+    def no_mapping_error(self, name: str) -> ApiError:
+        """SearchExecutionContext.failIfFieldMappingNotFound, with allow_unmapped_fields false."""
+        return ApiError(
+            400,
+            "query_shard_exception",
+            f"No field mapping can be found for the field with name [{name}]",
+            index_uuid=self.index_uuid,
+            index=self.index_name,
+        )
 
     def text_stats(self, path: str) -> tuple[int, float]:
         """(documents with the field, average field length) over live rows, for BM25."""

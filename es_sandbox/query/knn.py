@@ -57,7 +57,7 @@ def knn_search(
     empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
     if leaf is None:
         if not ctx.allow_unmapped:
-            raise shard_error(ctx, f"field [{field_name}] does not exist in the mapping")
+            raise ctx.no_mapping_error(field_name)
         return empty
     if leaf.type != "dense_vector":
         raise shard_error(ctx, "[knn] queries are only supported on [dense_vector] fields")
@@ -78,6 +78,9 @@ def knn_search(
     problem = check_vector(query, element, similarity if similarity in ("dot_product", "cosine") else None)
     if problem is not None:
         raise shard_error(ctx, problem)
+    if leaf.nested_path is not None:
+        rows, scores, _children = nested_knn(ctx, leaf.path, query, k, filter_mask, similarity_threshold)
+        return rows, scores
     view = ctx.searcher.vectors.get(leaf.path)
     if view is None or ctx.n == 0:
         return empty
@@ -126,6 +129,76 @@ def knn_search(
     final = score(raw).astype(np.float64)
     order = np.lexsort((top, -final))[: min(k, len(top))]
     return _threshold(top[order], final[order], score, similarity_threshold)
+
+
+Children = dict[int, list[tuple[tuple[int, ...], float]]]
+
+
+def nested_knn(
+    ctx: ShardContext,
+    path: str,
+    query: np.ndarray,
+    k: int,
+    filter_mask: np.ndarray | None,
+    similarity_threshold: float | None,
+) -> tuple[np.ndarray, np.ndarray, Children]:
+    """kNN over vectors in nested objects, as ES's diversifying-children query: a document scores as
+    its best nested vector, and the k best documents win. Also each winner's nested objects with
+    their scores, best first (what ``inner_hits`` shows)."""
+    leaf = ctx.field(path)
+    assert leaf is not None and leaf.dims is not None
+    view = ctx.searcher.nested.get(path)
+    empty: tuple[np.ndarray, np.ndarray, Children] = (
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0, dtype=np.float32),
+        {},
+    )
+    if view is None or len(view.rows) == 0:
+        return empty
+    eligible = view.rows < ctx.n
+    parents_ok = ctx.live()[: ctx.n].copy()
+    if filter_mask is not None:
+        parents_ok &= filter_mask
+    eligible[eligible] &= parents_ok[view.rows[eligible]]
+    entries = np.flatnonzero(eligible)
+    if len(entries) == 0:
+        return empty
+    score = score_function(leaf.similarity, leaf.element_type, leaf.dims)
+    raw = _exact_raw(view.data[entries].astype(np.float64), query, leaf.similarity, leaf.element_type)
+    entry_scores = score(raw)
+    if similarity_threshold is not None:
+        minimum = float(score(np.array([similarity_threshold], dtype=np.float64))[0])
+        keep = entry_scores >= minimum - 1e-7 * max(1.0, abs(minimum))
+        entries, entry_scores = entries[keep], entry_scores[keep]
+    children: Children = {}
+    for entry, value in zip(entries, entry_scores, strict=True):
+        children.setdefault(int(view.rows[entry]), []).append((view.offsets[entry], float(value)))
+    best = {row: max(v for _, v in items) for row, items in children.items()}
+    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
+    for row in list(children):
+        children[row].sort(key=lambda item: (-item[1], item[0]))
+    rows = np.array([row for row, _ in ranked], dtype=np.int64)
+    scores = np.array([value for _, value in ranked], dtype=np.float32)
+    return rows, scores, {int(row): children[int(row)] for row in rows}
+
+
+def _exact_raw(data: np.ndarray, query: np.ndarray, similarity: str, element: str) -> np.ndarray:
+    """The raw similarity of each row of ``data`` to ``query``, in float64."""
+    if element == "bit":
+        a = data.astype(np.int64).astype(np.uint8)
+        b = query.astype(np.int64).astype(np.uint8)
+        raw: np.ndarray = np.unpackbits(a ^ b, axis=1).sum(axis=1).astype(np.float64)
+        return raw
+    if similarity == "cosine":
+        norms = np.linalg.norm(data, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cos: np.ndarray = (data @ query) / (norms * np.linalg.norm(query))
+        return cos
+    if similarity == "l2_norm":
+        distance: np.ndarray = np.sqrt(((data - query) ** 2).sum(axis=1))
+        return distance
+    dot: np.ndarray = data @ query
+    return dot
 
 
 def _threshold(

@@ -8,6 +8,8 @@ do not score). Text scoring is BM25 (:mod:`es_sandbox.query.bm25`); ``knn`` is e
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from es_sandbox import analysis, ml
+from es_sandbox import analysis, ml, versions
 from es_sandbox.dates import DateFormat, DateFormatError, parse_date_math
 from es_sandbox.http import ApiError
 from es_sandbox.mapper.geo import parse_geo_point
@@ -24,8 +26,10 @@ from es_sandbox.mapper.lookup import LeafField
 from es_sandbox.mapper.parameters import NUMERIC_TYPES
 from es_sandbox.query.bm25 import bm25
 from es_sandbox.query.context import Result, ShardContext, shard_error
+from es_sandbox.query.inner_hits import knn_under_nested
 from es_sandbox.query.knn import knn_search
 from es_sandbox.query.script import Script
+from es_sandbox.query.vector_lookup import lookup_vector
 from es_sandbox.util import es_str, get_path, simple_match
 
 
@@ -533,8 +537,12 @@ class Knn(Query):
     filters: list[Query] = dc_field(default_factory=list)
     similarity: float | None = None
     resolved_vector: np.ndarray | None = None
+    inner_hits: Any = None  # inner_hits.InnerHitsSpec, for a knn on a nested vector
 
     def _evaluate(self, ctx: ShardContext) -> Result:
+        leaf = ctx.field(self.field)
+        if leaf is not None and leaf.nested_path is not None:
+            return knn_under_nested(ctx, self, self.inner_hits)
         filter_mask = None
         if self.filters:
             filter_mask = np.ones(ctx.n, dtype=bool)
@@ -553,6 +561,9 @@ class Knn(Query):
         """Run query_vector_builder (text_embedding through the ML area) into a concrete vector."""
         if self.resolved_vector is not None or self.builder is None:
             return
+        if "lookup" in self.builder:
+            self.resolved_vector = lookup_vector(state, self.builder["lookup"])
+            return
         spec = self.builder["text_embedding"]
         results = ml.infer(state, str(spec["model_id"]), [str(spec["model_text"])], prefix_type="search")
         value = results[0].get("predicted_value") if results else None
@@ -565,9 +576,29 @@ class Knn(Query):
         self.resolved_vector = np.asarray(value, dtype=np.float64)
 
     def vector(self, ctx: ShardContext | None) -> np.ndarray:
+        if self.resolved_vector is None and isinstance(self.query_vector, str) and ctx is not None:
+            return decode_query_vector(ctx, self.field, self.query_vector)
         if self.resolved_vector is None:
             raise ApiError(400, "illegal_argument_exception", "missing rewrite")
         return self.resolved_vector
+
+
+def decode_query_vector(ctx: ShardContext, field: str, text: str) -> np.ndarray:
+    """A string query_vector: hex bytes for byte and bit fields; base64 big-endian float32 for float
+    fields from 9.4 (es_sandbox.versions: knn.query_vector_base64)."""
+    leaf = ctx.field(field)
+    element = leaf.element_type if leaf is not None and leaf.type == "dense_vector" else "byte"
+    try:
+        if element in ("byte", "bit"):
+            return np.asarray([b if b < 128 else b - 256 for b in bytes.fromhex(text)], dtype=np.float64)
+        if versions.current().has("knn.query_vector_base64"):
+            raw = base64.b64decode(text, validate=True)
+            return np.frombuffer(raw, dtype=">f4").astype(np.float64)
+        return np.asarray([b if b < 128 else b - 256 for b in bytes.fromhex(text)], dtype=np.float64)
+    except (ValueError, binascii.Error) as exc:
+        raise ApiError(
+            400, "x_content_parse_exception", "[knn] failed to parse field [query_vector]"
+        ) from exc
 
 
 @dataclass
@@ -613,6 +644,13 @@ def iter_queries(query: Query) -> list[Query]:
         children = [query.query]
     elif isinstance(query, Knn):
         children = list(query.filters)
+    else:
+        # Other compound queries (nested, function_score) name their sub-queries in these fields.
+        inner = getattr(query, "query", None)
+        children = [inner] if isinstance(inner, Query) else []
+        for function in getattr(query, "functions", []):
+            if isinstance(getattr(function, "filter", None), Query):
+                children.append(function.filter)
     for child in children:
         out.extend(iter_queries(child))
     return out

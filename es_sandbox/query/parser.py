@@ -14,8 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from es_sandbox import versions
 from es_sandbox.http import ApiError, unknown_field
+from es_sandbox.query.compound import parse_function_score, parse_nested
 from es_sandbox.query.context import parsing_error
+from es_sandbox.query.inner_hits import parse_inner_hits
 from es_sandbox.query.nodes import (
     Bool,
     ConstantScore,
@@ -87,10 +90,8 @@ def _clauses(value: Any, qtype: str) -> list[Query]:
 
 
 SCOPE_QUERIES = {
-    "nested": "nested documents are not modelled",
     "has_child": "parent/child joins are not modelled",
     "has_parent": "parent/child joins are not modelled",
-    "function_score": "function_score is not implemented (use script_score)",
     "more_like_this": "more_like_this is not implemented",
     "geo_distance": "geo queries are not implemented",
     "geo_bounding_box": "geo queries are not implemented",
@@ -534,6 +535,8 @@ _PARSERS: dict[str, Callable[[Any], Query]] = {
     "dis_max": _parse_dis_max,
     "script_score": _parse_script_score,
     "knn": _parse_knn_query,
+    "nested": lambda b: parse_nested(b, parse_query, _boost_name),
+    "function_score": lambda b: parse_function_score(b, parse_query, _boost_name),
     "query_string": _parse_query_string,
     "simple_query_string": _parse_simple_query_string,
 }
@@ -578,6 +581,21 @@ def _int_field(body: dict[str, Any], name: str, parser: str) -> int | None:
     return int(number)
 
 
+LOOKUP_KEYS = ("id", "index", "path", "routing")
+
+
+def _check_lookup_builder(spec: Any) -> None:
+    """LookupQueryVectorBuilder's parser: id, index and path required, routing optional."""
+    if not isinstance(spec, dict):
+        raise ApiError(400, "x_content_parse_exception", "[lookup] failed to parse object")
+    for key in spec:
+        if key not in LOOKUP_KEYS:
+            raise unknown_field("lookup", key, LOOKUP_KEYS)
+    missing = [key for key in ("id", "index", "path") if not isinstance(spec.get(key), str)]
+    if missing:
+        raise ApiError(400, "illegal_argument_exception", f"Required [{', '.join(missing)}]")
+
+
 def parse_knn_clause(body: Any, parser: str, size: int | None, as_query: bool = False) -> Knn:
     """A ``knn`` section (or knn query) validated as KnnSearchBuilder does, defaults applied."""
     if not isinstance(body, dict):
@@ -589,12 +607,7 @@ def parse_knn_clause(body: Any, parser: str, size: int | None, as_query: bool = 
     for key in body:
         if key not in KNN_KEYS:
             raise unknown_field(parser, key, KNN_KEYS)
-    if "inner_hits" in body:
-        raise ApiError(
-            400,
-            "illegal_argument_exception",
-            "[knn] inner_hits are out of the provision sandbox's scope (nested vectors)",
-        )
+    inner_hits = parse_inner_hits(body["inner_hits"]) if body.get("inner_hits") is not None else None
     if "field" not in body or not isinstance(body.get("field"), str):
         raise ApiError(400, "illegal_argument_exception", "Required [field]")
     k = _int_field(body, "k", parser)
@@ -613,12 +626,8 @@ def parse_knn_clause(body: Any, parser: str, size: int | None, as_query: bool = 
         )
     if vector is not None:
         if isinstance(vector, str):
-            try:
-                vector = [int(b) if b < 128 else int(b) - 256 for b in bytes.fromhex(vector)]
-            except ValueError as exc:
-                raise ApiError(
-                    400, "x_content_parse_exception", f"[{parser}] failed to parse field [query_vector]"
-                ) from exc
+            # Hex (byte and bit fields) or, from 9.4, base64 (float fields): decoded against the field.
+            pass
         elif not isinstance(vector, list) or not set(map(type, vector)) <= {int, float}:
             raise ApiError(
                 400, "x_content_parse_exception", f"[{parser}] failed to parse field [query_vector]"
@@ -629,19 +638,25 @@ def parse_knn_clause(body: Any, parser: str, size: int | None, as_query: bool = 
                 400, "x_content_parse_exception", f"[{parser}] failed to parse field [query_vector_builder]"
             )
         ((kind, spec),) = builder.items()
-        if kind != "text_embedding":
+        builders = ["text_embedding"]
+        if versions.current().has("knn.lookup_query_vector_builder"):
+            builders.append("lookup")
+        if kind == "lookup" and kind in builders:
+            _check_lookup_builder(spec)
+        elif kind not in builders:
             raise ApiError(
                 400,
                 "x_content_parse_exception",
                 f"[{parser}] failed to parse field [query_vector_builder]",
             ).with_cause(ApiError(400, "named_object_not_found_exception", f"unknown field [{kind}]"))
-        if not isinstance(spec, dict) or "model_text" not in spec:
-            raise ApiError(400, "illegal_argument_exception", "Required [model_text]")
-        for key in spec:
-            if key not in ("model_id", "model_text"):
-                raise unknown_field("text_embedding", key, ("model_id", "model_text"))
-        if not spec.get("model_id"):
-            raise ApiError(400, "illegal_argument_exception", "[model_id] must not be null.")
+        else:
+            if not isinstance(spec, dict) or "model_text" not in spec:
+                raise ApiError(400, "illegal_argument_exception", "Required [model_text]")
+            for key in spec:
+                if key not in ("model_id", "model_text"):
+                    raise unknown_field("text_embedding", key, ("model_id", "model_text"))
+            if not spec.get("model_id"):
+                raise ApiError(400, "illegal_argument_exception", "[model_id] must not be null.")
     similarity = body.get("similarity")
     if similarity is not None:
         try:
@@ -666,14 +681,23 @@ def parse_knn_clause(body: Any, parser: str, size: int | None, as_query: bool = 
             k = request_size
         if num_candidates is None:
             num_candidates = round(min(NUM_CANDS_LIMIT, 1.5 * k))
+    problem = None
     if k < 1:
-        raise ApiError(400, "illegal_argument_exception", "[k] must be greater than 0")
-    if num_candidates < k:
-        raise ApiError(400, "illegal_argument_exception", "[num_candidates] cannot be less than [k]")
-    if num_candidates > NUM_CANDS_LIMIT:
-        raise ApiError(
-            400, "illegal_argument_exception", f"[num_candidates] cannot exceed [{NUM_CANDS_LIMIT}]"
-        )
+        problem = "[k] must be greater than 0"
+    elif num_candidates < k:
+        problem = "[num_candidates] cannot be less than [k]"
+    elif num_candidates > NUM_CANDS_LIMIT:
+        problem = f"[num_candidates] cannot exceed [{NUM_CANDS_LIMIT}]"
+    if problem is not None:
+        cause = ApiError(400, "illegal_argument_exception", problem)
+        if as_query:
+            # The knn query's ConstructingObjectParser wraps what its constructor throws.
+            raise ApiError(
+                400,
+                "x_content_parse_exception",
+                "[knn] failed to build [knn] after last required field arrived",
+            ).with_cause(cause)
+        raise cause
     filters_raw = body.get("filter")
     filters: list[Query] = []
     if filters_raw is not None:
@@ -690,5 +714,6 @@ def parse_knn_clause(body: Any, parser: str, size: int | None, as_query: bool = 
         num_candidates=num_candidates,
         filters=filters,
         similarity=similarity,
-        resolved_vector=np.asarray(vector, dtype=np.float64) if vector is not None else None,
+        resolved_vector=np.asarray(vector, dtype=np.float64) if isinstance(vector, list) else None,
+        inner_hits=inner_hits,
     )

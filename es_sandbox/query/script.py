@@ -51,7 +51,7 @@ def _script_scope_error(source: str, detail: str) -> ApiError:
         "illegal_argument_exception",
         f"script_score script [{source}] is out of the provision sandbox's scope: {detail}. Supported: arithmetic "
         "(+ - * /, parentheses, numbers, return, ;) over cosineSimilarity/dotProduct/l1norm/l2norm/hamming"
-        "(params.<vector>, '<field>'), params.<number>, _score, doc['<field>'].value, Math.sqrt/log/abs/exp/log10/max/min.",
+        "(params.<vector>, '<field>'), params.<number>, _score, doc['<field>'].value, Math.sqrt/log/abs/exp/log10/max/min/pow.",
     )
 
 
@@ -171,7 +171,7 @@ class _ExprParser:
         if (
             ident in VECTOR_FUNCTIONS
             or ident in MATH_FUNCTIONS
-            or ident in ("Math.max", "Math.min", "sigmoid", "saturation")
+            or ident in ("Math.max", "Math.min", "Math.pow", "sigmoid", "saturation")
         ):
             self.expect("(")
             args = [self.expr()]
@@ -239,6 +239,8 @@ def _eval_expr(
             return np.maximum(values[0], values[1])
         if name == "Math.min":
             return np.minimum(values[0], values[1])
+        if name == "Math.pow":
+            return np.power(values[0], values[1])
         if name == "sigmoid":
             value, k, a = values
             return value**a / (k**a + value**a)

@@ -36,6 +36,13 @@ def summary_line(results: Iterable[TestResult]) -> str:
     return f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
 
 
+def pass_rate(results: Sequence[TestResult]) -> str:
+    """The share of tests that passed (skips count as not passed), e.g. ``91.4%``."""
+    if not results:
+        return "n/a"
+    return f"{100.0 * sum(r.outcome == 'pass' for r in results) / len(results):.1f}%"
+
+
 def by_file(results: Iterable[TestResult]) -> dict[str, Counter[str]]:
     table: dict[str, Counter[str]] = {}
     for result in results:
@@ -145,15 +152,20 @@ def main(
     lines = err if args.json else out
     keyword = args.keyword
     results: list[TestResult] = []
+    per_path: list[tuple[Path, list[TestResult]]] = []
     try:
-        for result in runner.run(discover(args.paths), lambda test_id: keyword is None or keyword in test_id):
-            results.append(result)
-            print(result.line(), file=lines, flush=True)
-            if args.verbose and result.outcome == "fail":
-                for exchange in result.exchanges:
-                    print(_indent(exchange.render()), file=lines)
-            if args.verbose and result.wipe_problems:
-                print(_indent("wipe problems: " + "; ".join(result.wipe_problems)), file=lines)
+        for path in args.paths:
+            found: list[TestResult] = []
+            per_path.append((path, found))
+            for result in runner.run(discover([path]), lambda test_id: keyword is None or keyword in test_id):
+                results.append(result)
+                found.append(result)
+                print(result.line(), file=lines, flush=True)
+                if args.verbose and result.outcome == "fail":
+                    for exchange in result.exchanges:
+                        print(_indent(exchange.render()), file=lines)
+                if args.verbose and result.wipe_problems:
+                    print(_indent("wipe problems: " + "; ".join(result.wipe_problems)), file=lines)
     finally:
         transport.close()
 
@@ -168,6 +180,10 @@ def main(
                 f"  {name}: {counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped",
                 file=lines,
             )
+    if len(per_path) > 1:
+        for path, found in per_path:
+            print(f"  {path}: {summary_line(found)} ({pass_rate(found)} passed)", file=lines)
+        print(f"  all: {summary_line(results)} ({pass_rate(results)} passed)", file=lines)
     if args.json:
         document: dict[str, Any] = {
             "target": {"url": args.es_url, "version": runner.cluster.version_text},

@@ -232,6 +232,7 @@ class Runner:
             "contains": self._contains,
             "close_to": self._close_to,
             "exists": self._exists,
+            "not_exists": self._not_exists,
             "is_after": self._is_after,
             "skip": self._inline_skip,
             "requires": self._inline_requires,
@@ -641,6 +642,11 @@ class Runner:
     def _exists(self, context: Context, payload: Any) -> None:
         if context.actual(payload) is None:
             raise StepFailure(f"exists [{payload}]: field is missing")
+
+    def _not_exists(self, context: Context, payload: Any) -> None:
+        actual = context.actual(payload)
+        if actual is not None:
+            raise StepFailure(f"not_exists [{payload}]: the field is there ({short(actual)})")
 
     def _is_after(self, context: Context, payload: Any) -> None:
         for path, raw_expected in self._pairs("is_after", payload):

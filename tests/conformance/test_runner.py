@@ -147,6 +147,7 @@ PASSING = [
     "- contains: {_source.title: Crash}",
     "- close_to: {_source.rating: {value: 4.4, error: 0.2}}",
     "- exists: _source.title",
+    "- not_exists: _source.nothing",
 ]
 PASSING[3] = "- match: {_source.title: '/^Snow \\s+ Crash$/'}"  # x flag: the blanks are ignored
 
@@ -169,6 +170,7 @@ FAILING = [
     ("- contains: {_source.tags: z}", "does not contain"),
     ("- close_to: {_source.rating: {value: 4.0, error: 0.1}}", "expected 4.0 ± 0.1 but was 4.5"),
     ("- exists: _source.nothing", "exists [_source.nothing]"),
+    ("- not_exists: _source.title", "not_exists [_source.title]"),
 ]
 
 

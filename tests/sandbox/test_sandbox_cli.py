@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from es_sandbox import versions
 from es_sandbox.cli import command
 from provisioning.cli import cli
 from provisioning.lazy import LazyCommand, sandbox_command
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+NEWEST = versions.NEWEST
 ENTRY_POINTS = {
     "provision sandbox": [sys.executable, "-m", "provisioning", "sandbox"],
     "python -m es_sandbox": [sys.executable, "-m", "es_sandbox"],
@@ -80,10 +82,30 @@ def test_the_sandbox_starts_on_a_free_port(entry: str) -> None:
     with _running([*ENTRY_POINTS[entry], "--port", "0", "--deployment-delay", "0"]) as (_process, line):
         assert line.startswith("sandbox listening on http://127.0.0.1:"), line
         url = line.split()[3]
-        assert line.endswith("(Elasticsearch 9 API subset; for development and CI only)\n")
+        assert line.endswith(f"(Elasticsearch {NEWEST} API subset; for development and CI only)\n")
         with urllib.request.urlopen(url, timeout=30) as response:
             body = json.loads(response.read())
     assert body["version"]["build_type"] == "sandbox"
+    assert body["version"]["number"] == str(NEWEST)
+
+
+@pytest.mark.parametrize(("option", "number"), [("9.0.x", "9.0.0"), ("9.2", "9.2.0"), ("9.2.5", "9.2.5")])
+def test_es_version_picks_the_emulated_release(option: str, number: str) -> None:
+    argv = [*ENTRY_POINTS["provision sandbox"], "--port", "0", "--es-version", option]
+    with _running(argv) as (_process, line):
+        assert f"(Elasticsearch {number} API subset;" in line, line
+        with urllib.request.urlopen(line.split()[3], timeout=30) as response:
+            body = json.loads(response.read())
+    assert body["version"]["number"] == number
+    assert (
+        body["version"]["lucene_version"] == versions.Emulation(versions.parse_version(number)).release.lucene
+    )
+
+
+def test_an_unsupported_es_version_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["sandbox", "--es-version", "8.19"], prog_name="provision")
+    assert result.exit_code == 2, result.output
+    assert "9.0.x" in result.output and "9.4.x" in result.output
 
 
 @pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))

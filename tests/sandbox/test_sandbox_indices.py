@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundError
 
+from es_sandbox.versions import Emulation, parse_version
 from tests.sandbox.sandbox_helpers import index_name, unique
 
 __all__ = ["index_name"]
@@ -99,12 +100,22 @@ def test_dense_vector_defaults(es: Elasticsearch, index_name: str) -> None:
         "similarity": "cosine",
         "index_options": {"type": "int8_hnsw", "m": 16, "ef_construction": 100},
     }
-    assert props["clip"]["index_options"] == {
-        "type": "bbq_hnsw",
-        "m": 16,
-        "ef_construction": 100,
-        "rescore_vector": {"oversample": 3.0},
-    }
+    # The 512-dim default depends on the version and license (es_sandbox.versions): bbq_disk from
+    # 9.4 where the license allows it, bbq_hnsw from 9.1, int8_hnsw before.
+    version = Emulation(parse_version(es.info()["version"]["number"]))
+    enterprise = es.license.get()["license"]["type"] in ("trial", "enterprise")
+    if version.has("dense_vector.default_bbq_disk") and enterprise:
+        expected = {"type": "bbq_disk", "cluster_size": 384, "rescore_vector": {"oversample": 3.0}}
+    elif version.has("dense_vector.default_bbq_hnsw"):
+        expected = {
+            "type": "bbq_hnsw",
+            "m": 16,
+            "ef_construction": 100,
+            "rescore_vector": {"oversample": 3.0},
+        }
+    else:
+        expected = {"type": "int8_hnsw", "m": 16, "ef_construction": 100}
+    assert props["clip"]["index_options"] == expected
     assert props["raw"] == {"type": "dense_vector", "dims": 4, "index": False}
     assert props["bytes"]["element_type"] == "byte"
     assert "index_options" not in props["bytes"]
@@ -399,3 +410,38 @@ def test_template_mapping_is_validated(es: Elasticsearch) -> None:
     assert caught.value.body["error"]["root_cause"][0]["reason"] == (
         "The number of dimensions should be in the range [1, 4096] but was [9000]"
     )
+
+
+def test_cluster_health_waits_for_named_indices_to_exist(es: Elasticsearch, index_name: str) -> None:
+    # A concrete name that does not exist is waited for (ES's TransportClusterHealthAction): red,
+    # then 408 with timed_out once the timeout passes; a wildcard matching nothing is green at once.
+    missing = es.options(ignore_status=408).cluster.health(index=unique("absent"), timeout="200ms")
+    assert missing.meta.status == 408
+    assert (missing["status"], missing["timed_out"]) == ("red", True)
+    empty = es.cluster.health(index=f"{unique('absent')}*", timeout="200ms")
+    assert (empty["status"], empty["timed_out"]) == ("green", False)
+    es.indices.create(index=index_name, settings={"number_of_replicas": 0})
+    found = es.cluster.health(index=index_name, wait_for_status="green", timeout="5s")
+    assert (found["status"], found["timed_out"]) == ("green", False)
+
+
+def test_deleting_templates_by_names_and_patterns(
+    es: Elasticsearch, templates: list[tuple[str, str]]
+) -> None:
+    # MetadataIndexTemplateService: several names are exact and must all exist (the error names the
+    # missing ones); one name is a pattern that must match something unless it is "*".
+    kept, absent = unique("ct"), unique("absent")
+    es.cluster.put_component_template(name=kept, template={})
+    templates.append(("component", kept))
+    with pytest.raises(NotFoundError) as several:
+        es.cluster.delete_component_template(name=f"{kept},{absent}")
+    assert several.value.body["error"]["reason"] == absent
+    with pytest.raises(NotFoundError) as pattern:
+        es.cluster.delete_component_template(name=f"{absent}*")
+    assert pattern.value.body["error"]["reason"] == f"{absent}*"
+    with pytest.raises(NotFoundError) as index_templates:
+        es.indices.delete_index_template(name=f"{absent},{absent}-2")
+    assert index_templates.value.body["error"]["reason"] == f"index_template [{absent},{absent}-2] missing"
+    assert es.cluster.get_component_template(name=kept)["component_templates"]  # nothing was removed
+    assert es.cluster.delete_component_template(name=f"{kept[:-3]}*")["acknowledged"]
+    assert es.options(ignore_status=404).cluster.get_component_template(name=kept).meta.status == 404

@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
+from es_sandbox.tracking import TRACKED as TRACKING_FIELDS
+from es_sandbox.versions import Emulation, parse_version
+from tests.conftest import sandbox_version
 from tests.sandbox.sandbox_helpers import index_name, unique
 from tests.sandbox.test_sandbox_ml import (
     TEXTS,
@@ -47,7 +50,11 @@ def test_pipeline_crud(es: Elasticsearch, pipelines: list[str]) -> None:
     }
     assert es.ingest.put_pipeline(id=name, **body)["acknowledged"]
     pipelines.append(name)
-    assert es.ingest.get_pipeline(id=name)[name] == body
+    got = es.ingest.get_pipeline(id=name)[name]
+    tracked = {key: got.pop(key) for key in TRACKING_FIELDS if key in got}
+    assert got == body
+    # 9.2+ tracks when a pipeline was created and last modified (es_sandbox.versions: tracking_info)
+    assert bool(tracked) == Emulation(parse_version(sandbox_version())).has("tracking_info")
     es.ingest.delete_pipeline(id=name)
     with pytest.raises(NotFoundError) as caught:
         es.ingest.get_pipeline(id=name)
