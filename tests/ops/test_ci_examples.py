@@ -93,8 +93,7 @@ def test_github_actions_workflow(fresh_sandbox: SandboxServer, tmp_path: Path) -
         assert job["env"]["ES_URL"] == "${{ secrets.ES_URL }}"
         assert job["env"]["ES_API_KEY"] == "${{ secrets.ES_API_KEY }}"
 
-    workspace = tmp_path / "repo"
-    quickstart_workspace(workspace)
+    workspace = quickstart_workspace(tmp_path / "repo").parent  # stands for the repository root (stack.yaml at the top)
     secrets = {"ES_URL": fresh_sandbox.url, "ES_API_KEY": ""}
     log = fresh_sandbox.state.log
 
@@ -130,8 +129,7 @@ def test_github_actions_workflow(fresh_sandbox: SandboxServer, tmp_path: Path) -
 def test_github_actions_plan_step_fails_when_plan_fails(tmp_path: Path) -> None:
     """Exit 1 of plan (here: the cluster cannot be reached) fails the check; exit 2 does not."""
     workflow = yaml.safe_load((CI / "github-actions.yml").read_text())
-    workspace = tmp_path / "repo"
-    quickstart_workspace(workspace)
+    workspace = quickstart_workspace(tmp_path / "repo").parent
     step = next(s for s in workflow["jobs"]["plan"]["steps"] if s.get("name") == "Plan")
     env = shell_env(
         STACK="stack.yaml",
@@ -188,8 +186,7 @@ def test_gitlab_ci_pipeline(fresh_sandbox: SandboxServer, tmp_path: Path) -> Non
     config = yaml.safe_load((CI / "gitlab-ci.yml").read_text())
     text = (CI / "gitlab-ci.yml").read_text()
     assert "ES_API_KEY:" not in text and "ES_URL:" not in text, "secrets belong in CI/CD variables"
-    workspace = tmp_path / "repo"
-    quickstart_workspace(workspace)
+    workspace = quickstart_workspace(tmp_path / "repo").parent
     secrets = {"ES_URL": fresh_sandbox.url, "CI_DEFAULT_BRANCH": "main", "CI_PROJECT_DIR": str(workspace)}
     merge_request = {**secrets, "CI_PIPELINE_SOURCE": "merge_request_event", "CI_COMMIT_BRANCH": ""}
     default_branch = {**secrets, "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}

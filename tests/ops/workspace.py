@@ -16,17 +16,17 @@ _CONNECTION_VARIABLES = ("ES_URL", "ES_API_KEY", "ES_USERNAME", "ES_PASSWORD", "
 
 
 def quickstart_workspace(directory: Path) -> Path:
-    """``examples/quickstart`` copied into ``directory`` (its text untouched, but the models' relative
-    paths made absolute), so commands can edit the stack and write files beside it; returns the
-    stack file."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """A copy of ``examples/quickstart`` at ``directory/examples/quickstart``, verbatim, beside a link
+    ``directory/models`` to the repository's models (the stack's ``../../models/...`` paths), so
+    commands can edit the stack and write files beside it. Returns the stack file; commands run
+    from its folder."""
+    target = directory / "examples" / "quickstart"
+    target.mkdir(parents=True, exist_ok=True)
+    (directory / "models").symlink_to(REPO / "models", target_is_directory=True)
     for part in ("mappings", "pipelines", "queries", "samples"):
-        shutil.copytree(QUICKSTART / part, directory / part)
-    text = (QUICKSTART / "stack.yaml").read_text()
-    assert "../../models/" in text
-    stack = directory / "stack.yaml"
-    stack.write_text(text.replace("../../models/", f"{REPO / 'models'}/"))
-    return stack
+        shutil.copytree(QUICKSTART / part, target / part)
+    shutil.copy2(QUICKSTART / "stack.yaml", target / "stack.yaml")
+    return target / "stack.yaml"
 
 
 def shell_env(**variables: str) -> dict[str, str]:
