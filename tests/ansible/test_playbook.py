@@ -134,18 +134,18 @@ INLINE_PLAY = """
       indices:
         photos:
           settings: {index: {refresh_interval: "{{ refresh }}"}}
+  module_defaults:
+    group/provision.elasticsearch.elasticsearch:
+      es_url: "{{ es_url }}"
+      base_dir: "{{ playbook_dir }}"
   tasks:
     - name: Inline stack
       provision.elasticsearch.stack:
-        base_dir: "{{ playbook_dir }}"
-        es_url: "{{ es_url }}"
         stack: "{{ inline_stack }}"
       register: inline
 
     - name: Status
       provision.elasticsearch.stack_info:
-        base_dir: "{{ playbook_dir }}"
-        es_url: "{{ es_url }}"
         stack: "{{ inline_stack }}"
       register: info
 
@@ -157,7 +157,7 @@ INLINE_PLAY = """
 """
 
 
-def test_inline_stack_resolves_against_base_dir_and_diffs_field_by_field(
+def test_inline_stack_with_module_defaults_resolves_against_base_dir_and_diffs_field_by_field(
     fresh_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     (tmp_path / "mappings").mkdir()

@@ -93,7 +93,9 @@ def test_github_actions_workflow(fresh_sandbox: SandboxServer, tmp_path: Path) -
         assert job["env"]["ES_URL"] == "${{ secrets.ES_URL }}"
         assert job["env"]["ES_API_KEY"] == "${{ secrets.ES_API_KEY }}"
 
-    workspace = quickstart_workspace(tmp_path / "repo").parent  # stands for the repository root (stack.yaml at the top)
+    workspace = quickstart_workspace(
+        tmp_path / "repo"
+    ).parent  # stands for the repository root (stack.yaml at the top)
     secrets = {"ES_URL": fresh_sandbox.url, "ES_API_KEY": ""}
     log = fresh_sandbox.state.log
 
