@@ -133,9 +133,9 @@ def plan(
         sys.exit(EXIT_CHANGES)
 
 
-@cli.command(name="show-plan")
+@cli.command(name="show")
 @click.argument("plan_file", type=click.File("r", encoding="utf-8"), metavar="PLAN_JSON")
-def show_plan(plan_file: TextIO) -> None:
+def show(plan_file: TextIO) -> None:
     """Render a saved plan (plan --output json; - for stdin) as Markdown, for a pull-request comment."""
     from provisioning.render import render_plan_markdown
 

@@ -23,9 +23,7 @@ from tests.conftest import REPO
 from tests.ops.workspace import quickstart_workspace, shell_env
 
 CI = REPO / "examples" / "ci"
-PROVISION_COMMAND = re.compile(
-    r"(^|[\s;&|(])provision\s+(validate|plan|apply|destroy|status|show-plan)\b", re.M
-)
+PROVISION_COMMAND = re.compile(r"(^|[\s;&|(])provision\s+(validate|plan|apply|destroy|status|show)\b", re.M)
 EXPRESSION = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
 
 pytestmark = pytest.mark.slow

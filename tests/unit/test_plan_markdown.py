@@ -1,4 +1,4 @@
-"""``provision show-plan``: a saved JSON plan rendered as Markdown for a pull-request comment."""
+"""``provision show``: a saved JSON plan rendered as Markdown for a pull-request comment."""
 
 from __future__ import annotations
 
@@ -101,13 +101,13 @@ def test_a_document_that_is_not_a_plan_is_refused() -> None:
         render_plan_markdown({"ok": True})
 
 
-def test_show_plan_command(tmp_path: Path) -> None:
+def test_show_command(tmp_path: Path) -> None:
     saved = tmp_path / "plan.json"
     saved.write_text(json.dumps(_plan().to_json()))
 
     def show(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "provisioning", "show-plan", *args],
+            [sys.executable, "-m", "provisioning", "show", *args],
             input=stdin,
             capture_output=True,
             text=True,
