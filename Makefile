@@ -28,11 +28,12 @@ browser:
 	else echo "warning: no chromium/chromedriver and no apt-get: the browser tests will fail" >&2; fi
 
 lint: setup
-	$(BIN)/ruff check provisioning es_sandbox synthetic_shapes tests bench models examples
-	$(BIN)/ruff format --check provisioning es_sandbox synthetic_shapes tests bench models examples
+	$(BIN)/ruff check provisioning es_sandbox synthetic_shapes tests bench models examples ansible
+	$(BIN)/ruff format --check provisioning es_sandbox synthetic_shapes tests bench models examples ansible
 
 typecheck: setup
 	$(BIN)/mypy provisioning es_sandbox synthetic_shapes
+	MYPYPATH=ansible $(BIN)/mypy -p ansible_collections.provision.elasticsearch
 
 test: setup browser lint typecheck
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q

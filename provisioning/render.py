@@ -7,17 +7,20 @@ is added with click.style; click.echo drops it when the stream is not a terminal
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
+from pydantic import ValidationError
 
 from provisioning.changes import Change, Plan
-from provisioning.errors import SpecIssue
+from provisioning.errors import ProvisionError, SpecIssue
 from provisioning.executor import ApplyReport, ChangeResult
 from provisioning.image_ingest.report import IngestReport
 from provisioning.json_types import JsonObject
+from provisioning.plan_document import ChangeDocument, PlanDocument
 from provisioning.queries import SearchResult
 from provisioning.smoke_tests import VerifyReport
 from provisioning.stack_status import StatusReport
@@ -288,3 +291,88 @@ def issue_json(issue: SpecIssue) -> JsonObject:
         "path": issue.path,
         "message": issue.message,
     }
+
+
+# -- a saved JSON plan as Markdown (a pull-request comment) ---------------------------------------
+MARKDOWN_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
+MAX_DIFF_LINES = 40  # per change, in the collapsed details
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown_change(change: ChangeDocument) -> list[str]:
+    lines: list[str]
+    if change.action in ("create", "delete") and not change.diff:
+        body = change.after if change.action == "create" else change.before
+        sign = "+" if change.action == "create" else "-"
+        dumped = yaml.safe_dump(body or {}, sort_keys=False, allow_unicode=True, width=100).splitlines()
+        lines = [f"{sign} {line}" for line in dumped]
+    else:
+        lines = []
+        for entry in change.diff:
+            if entry.op != "add":
+                lines.append(f"- {entry.path}: {_value(entry.before)}")
+            if entry.op != "remove":
+                lines.append(f"+ {entry.path}: {_value(entry.after)}")
+    if len(lines) > MAX_DIFF_LINES:
+        lines = [
+            *lines[:MAX_DIFF_LINES],
+            f"  ... ({len(lines) - MAX_DIFF_LINES} more lines in the JSON plan)",
+        ]
+    return [f"#### `{change.address}` ({change.action})", "", "```diff", *lines, "```", ""]
+
+
+def render_plan_markdown(document: Mapping[str, Any]) -> str:
+    """A plan in its published JSON form (``provision plan --output json``) as Markdown for a
+    pull-request comment or a CI job summary: the counts, a table of changes, what would make apply
+    refuse, and the field-level changes in a collapsed section. Raises ProvisionError when
+    ``document`` is not a plan document."""
+    try:
+        plan = PlanDocument.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the document"
+        raise ProvisionError(
+            f"not a provision plan document (plan --output json): {where}: {first['msg']}"
+        ) from None
+    verb = "destroy plan" if plan.mode == "destroy" else "plan"
+    counts = plan.summary
+    lines = [f"### provision {verb}: stack `{plan.stack}` on {plan.cluster}", ""]
+    if not plan.has_changes:
+        lines += ["**No changes.** The cluster matches the stack.", ""]
+    else:
+        lines += [
+            f"**{counts.create} to create, {counts.update} to update, {counts.replace} to replace, "
+            f"{counts.delete} to delete**; {len(plan.unchanged)} unchanged.",
+            "",
+        ]
+    if not plan.applicable:
+        lines += ["> [!CAUTION]", "> **apply would refuse this plan; nothing would be changed:**"]
+        lines += [f"> - conflict `{c.address}`: {c.reason}; {c.hint}" for c in plan.conflicts]
+        lines += [f"> - blocked `{c.address}`: {c.blocked}" for c in plan.changes if c.blocked]
+        lines += [f"> - refused: {error}" for error in plan.errors]
+        lines.append("")
+    if plan.changes:
+        lines += ["| | resource | action | why |", "|---|---|---|---|"]
+        for change in plan.changes:
+            symbol = SYMBOLS[change.action][0]
+            lines.append(f"| `{symbol}` | `{change.address}` | {change.action} | {_cell(change.reason)} |")
+    notes = [f"- note: {_cell(note)}" for note in plan.notes]
+    head = "\n".join([*lines, "", *notes]).rstrip() + "\n"
+    if not plan.changes:
+        return head
+    budget = MARKDOWN_LIMIT - len(head) - 200
+    details: list[str] = []
+    for at, change in enumerate(plan.changes):
+        block = _markdown_change(change)
+        size = sum(len(line) + 1 for line in block)
+        if size > budget:
+            details.append(f"({len(plan.changes) - at} more changes: see the JSON plan)")
+            break
+        budget -= size
+        details += block
+    return head + "\n".join(
+        ["", "<details><summary>Field-level changes</summary>", "", *details, "</details>", ""]
+    )

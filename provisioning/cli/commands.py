@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TextIO
 
 import click
 
@@ -133,6 +133,23 @@ def plan(
         sys.exit(EXIT_FAILURE)
     if detailed_exitcode and the_plan.has_changes:
         sys.exit(EXIT_CHANGES)
+
+
+@cli.command(name="show")
+@click.argument("plan_file", type=click.File("r", encoding="utf-8"), metavar="PLAN_JSON")
+def show(plan_file: TextIO) -> None:
+    """Render a saved plan (plan --output json; - for stdin) as Markdown, for a pull-request comment."""
+    from provisioning.render import render_plan_markdown
+
+    try:
+        document = json.load(plan_file)
+    except json.JSONDecodeError as exc:
+        raise Failed(
+            f"{plan_file.name} is not JSON ({exc}); save it with provision plan --output json"
+        ) from None
+    if not isinstance(document, dict):
+        raise Failed(f"{plan_file.name} is not a provision plan document")
+    click.echo(render_plan_markdown(document), nl=False)
 
 
 @cli.command()
