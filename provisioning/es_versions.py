@@ -6,14 +6,19 @@ here; each fact names the release where it changed and its source:
 - 9.0: ``dense_vector`` fields that declare no ``index_options`` get ``int8_hnsw`` (float vectors;
   the default since 8.14);
 - 9.1: ``bbq_hnsw`` instead for float vectors of 384 dims or more, stored with
-  ``rescore_vector.oversample: 3.0`` (index version ``DEFAULT_OVERSAMPLE_VALUE_FOR_BBQ``);
-- 9.2: new indices leave vectors out of ``_source`` (``index.mapping.exclude_source_vectors``):
-  a vector is read back with ``_source.exclude_vectors: false``;
-- 9.3: bulk and index requests accept vectors as base64 strings; ``element_type: bfloat16``
-  (elastic/elasticsearch#138492);
+  ``rescore_vector.oversample: 3.0`` (elastic/elasticsearch#129825, #127134); the
+  ``_source.exclude_vectors`` option (#128735);
+- 9.2: new indices leave vectors out of ``_source`` (``index.mapping.exclude_source_vectors``,
+  #130382, #131907): a vector is read back with ``_source_exclude_vectors=false``; templates and
+  pipelines get ``created_date``/``modified_date`` (#130847, #131536), never the stack's;
+- 9.3: bulk and index requests accept float vectors as base64 of big-endian float32 (#137072);
+  ``element_type: bfloat16`` (#138492);
 - 9.4: ``bbq_disk`` becomes the default index type where the license is enterprise (or trial)
-  (elastic/elasticsearch#144885); ``query_vector_builder.lookup`` takes a kNN query vector from a
-  stored document in the same request.
+  (#144885); ``query_vector_builder.lookup`` builds a kNN query vector from a stored document in
+  the same request (#141488).
+
+The sandbox emulates each of these per version (``es_sandbox/versions.py``), which is how the
+product's adaptations are tested.
 
 Versions before 9.0 are refused at the first request (the 9.x client speaks only to 9.x).
 """

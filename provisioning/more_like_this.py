@@ -1,12 +1,11 @@
 """ "More like this": the images nearest to one already indexed, found with its stored vector.
 
-The vector is read back from the document, not recomputed: the query is exactly the point the
-index holds, and no image needs decoding. How it is read depends on the version:
-Elasticsearch 9.2 leaves ``dense_vector`` values out of ``_source`` for new indices
-(``index.mapping.exclude_source_vectors``, default true), and brings them back on request with
-``_source_exclude_vectors=false`` (the ``exclude_vectors`` option of ``_source``); earlier 9.x
-versions keep them in ``_source`` and do not know that parameter. :func:`stored_vector` is the one
-place that choice is made.
+The query is exactly the point the index holds (nothing is recomputed, no image decoded). How it
+gets there depends on the version (:mod:`provisioning.es_versions`): from Elasticsearch 9.4 the
+search builds it itself (``query_vector_builder.lookup``: one request); before, the vector is read
+back first (:func:`stored_vector`): 9.2 leaves ``dense_vector`` values out of ``_source`` for new
+indices (``index.mapping.exclude_source_vectors``) and returns them on request with
+``_source_exclude_vectors=false``; earlier 9.x versions keep them in ``_source``.
 """
 
 from __future__ import annotations
@@ -16,18 +15,16 @@ from typing import Any
 from elasticsearch import ApiError, NotFoundError, TransportError
 
 from provisioning.cluster import Cluster
+from provisioning.es_versions import source_excludes_vectors, supports_lookup
 from provisioning.queries import Searcher, SearchError, SearchResult, UnknownImage, default_num_candidates
 from provisioning.query_filters import without_document
 from provisioning.stackfile.stack import Stack
-
-# From this version on, new indices exclude vectors from _source unless asked for them.
-EXCLUDE_SOURCE_VECTORS_SINCE = (9, 2, 0)
 
 
 def vector_fetch_options(version: tuple[int, int, int], field: str) -> dict[str, Any]:
     """The ``GET <index>/_doc/<id>`` options that return ``field``'s vector on ``version``."""
     options: dict[str, Any] = {"source_includes": [field]}
-    if version >= EXCLUDE_SOURCE_VECTORS_SINCE:
+    if source_excludes_vectors(version):
         options["source_exclude_vectors"] = False
     return options
 
@@ -76,18 +73,20 @@ def similar(
     searcher = searcher or Searcher(stack, cluster)
     index = index or searcher.default_index()
     field = searcher.vector_field(index)
-    vector = stored_vector(cluster, index, doc_id, field)
     knn_filter = filter if include_self else without_document(doc_id, filter)
-    result = searcher.knn(
-        index=index,
-        field=field,
-        k=k,
-        num_candidates=default_num_candidates(k),
-        query_vector=vector,
-        filter=knn_filter,
-        min_score=min_score,
-        query=doc_id,
-        kind="image",
-    )
+    common: dict[str, Any] = {
+        "index": index,
+        "field": field,
+        "k": k,
+        "num_candidates": default_num_candidates(k),
+        "filter": knn_filter,
+        "min_score": min_score,
+        "query": doc_id,
+        "kind": "image",
+    }
+    if supports_lookup(cluster.version()):
+        result = searcher.knn(lookup={"id": doc_id, "index": index, "path": field}, **common)
+    else:
+        result = searcher.knn(query_vector=stored_vector(cluster, index, doc_id, field), **common)
     result.filter = filter
     return result

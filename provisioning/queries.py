@@ -278,16 +278,24 @@ class Searcher:
         query_vector: list[float] | None = None,
         builder_ref: str | None = None,
         text: str | None = None,
+        lookup: dict[str, str] | None = None,
         filter: Any = None,
         similarity: float | None = None,
         min_score: float | None = None,
         query: str,
         kind: Literal["text", "image"],
     ) -> SearchResult:
-        """One kNN search; hits scoring below ``min_score`` (a ``_score``) are dropped."""
+        """One kNN search; hits scoring below ``min_score`` (a ``_score``) are dropped.
+
+        The query vector is ``query_vector``, or built inside Elasticsearch: from ``text`` by the
+        deployed model ``builder_ref`` (``query_vector_builder.text_embedding``), or from a stored
+        document (``lookup``: ``{"id", "index", "path"}``, Elasticsearch 9.4's
+        ``query_vector_builder.lookup``)."""
         knn: dict[str, Any] = {"field": field, "k": k, "num_candidates": num_candidates}
         if query_vector is not None:
             knn["query_vector"] = query_vector
+        elif lookup is not None:
+            knn["query_vector_builder"] = {"lookup": lookup}
         else:
             knn["query_vector_builder"] = {"text_embedding": {"model_id": builder_ref, "model_text": text}}
         if filter is not None:
@@ -297,6 +305,10 @@ class Searcher:
         started = time.perf_counter()
         try:
             answer = self.cluster.client.search(index=index, knn=knn, size=k, source_excludes=[field])
+        except NotFoundError as exc:
+            if lookup is not None:
+                raise UnknownImage(f"no image with id {lookup['id']!r} in index {index}") from None
+            raise self.cluster.error(exc, f"kNN search on {index}") from None
         except (ApiError, TransportError) as exc:
             if builder_ref is not None:
                 raise self._model_error(exc, builder_ref) from None

@@ -225,6 +225,11 @@ def render_ingest(report: IngestReport, *, max_failures: int = 20) -> str:
         )
         if job.vectors_note:
             lines.append(f"  vectors: {job.vectors_note}")
+        if job.vector_encoding == "base64" and job.bytes_per_document and job.bytes_per_document_as_array:
+            lines.append(
+                f"  vectors sent as base64: {job.bytes_per_document} bytes per document "
+                f"({job.bytes_per_document_as_array} as float arrays)"
+            )
         if job.prune_skipped:
             lines.append(f"  prune skipped: {job.prune_skipped}")
         for failure in job.failures[:max_failures]:

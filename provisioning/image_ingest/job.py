@@ -40,9 +40,12 @@ from provisioning.embedding.preprocessing import Prepared
 from provisioning.image_ingest import bulk
 from provisioning.image_ingest.decode import ImageDecodeError, ImageFacts, decode_image, read_file
 from provisioning.image_ingest.documents import (
+    VectorEncoding,
     build_document,
     check_static_fields,
     delete_action,
+    encode_vector,
+    encoded_size,
     index_action,
     is_content_id,
 )
@@ -119,6 +122,7 @@ class JobRun:
         prune: bool,
         index_roots: Sequence[Path],
         progress: Progress | None,
+        vector_encoding: VectorEncoding = "array",
     ) -> None:
         self.name = name
         self.job = job
@@ -129,6 +133,7 @@ class JobRun:
         self.prune = prune
         self.index_roots = list(index_roots)  # source folders of every job writing to this index
         self.progress = progress
+        self.vector_encoding: VectorEncoding = vector_encoding
         self.batch_size = job.batch_size or encoder.batch_size
         self.workers = job.workers or default_workers()
         self.report = JobReport(name, job.index, str(root), encoder.name, full)
@@ -369,13 +374,23 @@ class JobRun:
                 vector=vector,
                 vector_field=self.job.vector_field,
                 static_fields=self.job.fields,
+                vector_encoding=self.vector_encoding,
             )
+            if self.report.bytes_per_document is None:
+                self._measure(document, vector)
             actions.append(index_action(self.job.index, ready.id, document))
         with self._lock:
             self.report.embedded += len(batch)
             for ready in batch:
                 self._pending[ready.id] = ready.file.relative_path
         self._put(self._documents, actions)
+
+    def _measure(self, document: dict[str, Any], vector: Prepared) -> None:
+        """The first document's size as sent, and as it would be with the vector as a float array."""
+        as_array = dict(document, **{self.job.vector_field: encode_vector(vector, "array")})
+        self.report.vector_encoding = self.vector_encoding
+        self.report.bytes_per_document = encoded_size(document)
+        self.report.bytes_per_document_as_array = encoded_size(as_array)
 
     def _actions(self) -> Iterator[Any]:
         """Documents as the encoder produces them; a flush whenever none is waiting, so a document is

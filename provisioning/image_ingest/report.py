@@ -58,6 +58,9 @@ class JobReport:
     encoder_batches: int = 0
     prune_skipped: str | None = None  # why prune did not run, when it was asked for
     max_failed: FailureTolerance = field(default_factory=FailureTolerance)
+    vector_encoding: str | None = None  # "array" or "base64" (Elasticsearch 9.3+)
+    bytes_per_document: int | None = None  # the first document as sent, JSON bytes
+    bytes_per_document_as_array: int | None = None  # the same document with the vector as a float array
     vectors: str | None = None  # the encoder fingerprint the vectors come from (EncoderFingerprint.describe)
     vectors_note: str | None = None  # what happened to the index's encoder record, when noteworthy
 
@@ -121,6 +124,9 @@ class JobReport:
             "max_failed": self.max_failed.to_json(),
             "failed_allowed": self.failed_allowed,
             "over_tolerance": self.over_tolerance,
+            "vector_encoding": self.vector_encoding,
+            "bytes_per_document": self.bytes_per_document,
+            "bytes_per_document_as_array": self.bytes_per_document_as_array,
             "vectors": self.vectors,
             "vectors_note": self.vectors_note,
         }

@@ -11,13 +11,17 @@ from elasticsearch import Elasticsearch
 from provisioning.cluster import Cluster
 from provisioning.embedding.encoders import Encoder
 from provisioning.embedding.loading import load_stack_encoder
+from provisioning.es_versions import supports_base64_vectors
 from provisioning.image_ingest import bulk
+from provisioning.image_ingest.documents import VectorEncoding
 from provisioning.image_ingest.encoder_record import EncoderRecord, write_record
 from provisioning.image_ingest.errors import IngestError
 from provisioning.image_ingest.job import JobRun
 from provisioning.image_ingest.progress import Progress
 from provisioning.image_ingest.report import EncoderLoad, IngestReport
 from provisioning.image_ingest.tolerance import FailureTolerance
+from provisioning.mappings import find_field
+from provisioning.stackfile.schema import IngestSpec
 from provisioning.stackfile.stack import Stack
 
 
@@ -31,6 +35,7 @@ def run_ingest(
     progress: Progress | None = None,
     encoders: Mapping[str, Encoder] | None = None,
     max_failed: FailureTolerance | None = None,
+    base64_vectors: bool = False,
 ) -> IngestReport:
     """Run the stack's ingest jobs (all, or those named in ``jobs``) against ``client``.
 
@@ -40,7 +45,8 @@ def run_ingest(
     quality gate first, on the stack's own images). Jobs run one after another; the first that cannot
     go on raises (:class:`IngestError`, :class:`EncoderMismatchError` when a vector field holds another
     encoder's vectors, :class:`EncoderError`, :class:`QualityGateError`), after the documents already
-    embedded have been sent. ``max_failed`` overrides each job's ``max_failed``: how many failed files
+    embedded have been sent. ``base64_vectors`` (a 9.3+ cluster) sends float vectors as base64
+    strings instead of arrays. ``max_failed`` overrides each job's ``max_failed``: how many failed files
     it tolerates before the report is not ``ok`` (every job runs to its end either way).
     """
     started = time.perf_counter()
@@ -77,6 +83,7 @@ def run_ingest(
             prune=job.prune if prune is None else prune,
             index_roots=index_roots,
             progress=progress,
+            vector_encoding=vector_encoding(stack, job, base64_vectors),
         )
         job_report = run.run()
         job_report.max_failed = max_failed or FailureTolerance.parse(job.max_failed)
@@ -166,7 +173,21 @@ def ingest(
     (``max_failed``, which overrides each job's; by default none). Raises IngestError or
     EncoderError when a job cannot go on, after what was already embedded has been sent.
     """
-    cluster.ensure_supported()
+    version = cluster.ensure_supported()
     return run_ingest(
-        stack, cluster.client, jobs, full=full, prune=prune, progress=progress, max_failed=max_failed
+        stack,
+        cluster.client,
+        jobs,
+        full=full,
+        prune=prune,
+        progress=progress,
+        max_failed=max_failed,
+        base64_vectors=supports_base64_vectors(version),
     )
+
+
+def vector_encoding(stack: Stack, job: IngestSpec, base64_allowed: bool) -> VectorEncoding:
+    """How ``job`` sends its vectors: base64 where the cluster takes it (9.3+) and the field holds
+    float vectors (byte and bit vectors are sent as they are), a float array otherwise."""
+    field = find_field(stack.effective_mappings(job.index), job.vector_field) or {}
+    return "base64" if base64_allowed and field.get("element_type", "float") == "float" else "array"

@@ -491,3 +491,38 @@ def test_provision_ingest_command(
 
     unknown = _run_module("provisioning", "ingest", str(stack.path), "nope", "--es-url", es_target.url)
     assert unknown.returncode == 1 and "no ingest job named nope" in unknown.stderr
+
+
+@pytest.mark.parametrize(("version", "encoding"), [("9.2.0", "array"), ("9.3.0", "base64")])
+def test_vectors_travel_as_base64_from_9_3_and_index_the_same(
+    tiny_model: Path, tmp_path: Path, version: str, encoding: str
+) -> None:
+    """From 9.3 the bulk body carries each vector as base64 of its big-endian float32 bytes: a
+    smaller body (the report says by how much) and the same vectors in the index."""
+    from es_sandbox import SandboxServer
+    from tests.conftest import sandbox_config
+
+    with SandboxServer(sandbox_config(es_version=version)) as server:
+        client = Elasticsearch(server.url)
+        name = f"b64-{uuid.uuid4().hex[:8]}"
+        create_index(client, name, TINY_DIMS)
+        _photos(tmp_path / "photos", 4)
+        stack = _stack(tmp_path, tmp_path / "photos", tiny_model, name, server.url)
+        report = provisioning.ingest(stack, provisioning.connect(stack, url=server.url))
+        job = report.jobs[0]
+        assert (job.indexed, job.vector_encoding) == (4, encoding)
+        assert job.bytes_per_document is not None and job.bytes_per_document_as_array is not None
+        if encoding == "base64":
+            assert job.bytes_per_document < 0.7 * job.bytes_per_document_as_array
+        else:
+            assert job.bytes_per_document == job.bytes_per_document_as_array
+        docs = _docs(client, name)
+        encoder = load_encoder(
+            "clip", EncoderSpec(source=SourceSpec(path=str(tiny_model)), batch_size=4), Path("/")
+        )
+        from provisioning.image_ingest.decode import open_image
+
+        for relative, doc in docs.items():
+            image = open_image(tmp_path / "photos" / relative, min_size=encoder.input_size).image
+            expected = encoder.encode_images([image])[0]
+            assert doc["image_embedding"] == pytest.approx(expected.tolist(), abs=1e-5)

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from elasticsearch import Elasticsearch
 
 import provisioning
+from es_sandbox import SandboxServer
 from provisioning.es_versions import UnsupportedVersion, default_index_type, shown
-from tests.conftest import Target
+from tests.conftest import Target, sandbox_config
 from tests.integration.stacks import connect, resources_stack, unique, write_stack
 
 
@@ -81,3 +83,28 @@ def test_plan_says_what_the_version_chooses_for_undeclared_index_options(
         n for n in provisioning.plan(stack, cluster).notes if "index_options" in n
     ]  # only when created
     assert provisioning.apply(provisioning.destroy_plan(stack, cluster, include_data=True), cluster).ok
+
+
+@pytest.mark.parametrize(("version", "requests"), [("9.2.0", ["GET", "POST"]), ("9.4.0", ["POST"])])
+def test_more_like_this_uses_lookup_from_9_4_and_reads_the_vector_before(
+    tmp_path: Path, version: str, requests: list[str]
+) -> None:
+    """The same neighbours either way; on 9.4 the search builds the query vector from the stored
+    document itself (one request), on 9.2 the vector is read back first (left out of _source)."""
+    name = unique("mlt")
+    body = resources_stack(name)
+    with SandboxServer(sandbox_config(es_version=version)) as server:
+        stack = provisioning.load_stack(write_stack(tmp_path, body), {})
+        cluster = connect(server.url)
+        assert provisioning.apply(provisioning.plan(stack, cluster), cluster).ok
+        client = Elasticsearch(server.url)
+        vectors = {"a": [1, 0, 0, 0], "b": [0.9, 0.1, 0, 0], "c": [0, 1, 0, 0], "d": [0, 0, 1, 0]}
+        for doc_id, vector in vectors.items():
+            client.index(index=f"{name}-images", id=doc_id, document={"image_name": doc_id, "vec": vector})
+        client.indices.refresh(index=f"{name}-images")
+        server.state.log.clear()
+        result = provisioning.similar(stack, cluster, "a", k=2, index=f"{name}-images")
+        assert [h.id for h in result.hits] == ["b", "c"]
+        assert [r.method for r in server.state.log.entries if r.path != "/"] == requests
+        with pytest.raises(provisioning.UnknownImage):
+            provisioning.similar(stack, cluster, "nope", k=2, index=f"{name}-images")
