@@ -108,3 +108,24 @@ def test_more_like_this_uses_lookup_from_9_4_and_reads_the_vector_before(
         assert [r.method for r in server.state.log.entries if r.path != "/"] == requests
         with pytest.raises(provisioning.UnknownImage):
             provisioning.similar(stack, cluster, "nope", k=2, index=f"{name}-images")
+
+
+@pytest.mark.parametrize("version", ["9.0.0", "9.1.0", "9.2.0", "9.3.0", "9.4.0"])
+@pytest.mark.parametrize("license_type", ["basic", "trial"])
+def test_defaults_a_version_adds_are_not_drift(tmp_path: Path, version: str, license_type: str) -> None:
+    """A 512-d field without index_options: each version stores its own default (int8_hnsw, then
+    bbq_hnsw with rescore oversampling, then bbq_disk under an enterprise or trial license), and
+    the applied stack plans as unchanged on every one of them."""
+    name = unique("dflt")
+    body = resources_stack(name)
+    properties = body["index_templates"][f"{name}-images"]["template"]["mappings"]["properties"]
+    properties["clip"] = {"type": "dense_vector", "dims": 512, "similarity": "cosine"}
+    with SandboxServer(sandbox_config(es_version=version, license=license_type)) as server:
+        stack = provisioning.load_stack(write_stack(tmp_path, body), {})
+        cluster = connect(server.url)
+        assert provisioning.apply(provisioning.plan(stack, cluster), cluster).ok
+        stored = Elasticsearch(server.url).indices.get_mapping(index=f"{name}-images").body
+        options = stored[f"{name}-images"]["mappings"]["properties"]["clip"]["index_options"]
+        assert options["type"] == default_index_type(cluster.version(), "float", 512, license_type)
+        again = provisioning.plan(stack, cluster)
+        assert again.changes == [] and again.errors == [], [(c.address, c.diff) for c in again.changes]
