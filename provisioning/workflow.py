@@ -27,7 +27,7 @@ from provisioning.json_types import JsonObject
 from provisioning.planning import destroy_plan, plan
 from provisioning.resources.base import RolloverGate
 from provisioning.smoke_tests import VerifyReport, rollover_gate, verify
-from provisioning.stackfile.schema import Engine
+from provisioning.stackfile.ray_schema import Engine
 from provisioning.stackfile.stack import Stack
 
 Stage = Literal["plan", "apply", "ingest", "verify"]

@@ -44,7 +44,7 @@ from provisioning.lazy import sandbox_command
 if TYPE_CHECKING:
     from provisioning.changes import Plan
     from provisioning.image_ingest.tolerance import FailureTolerance
-    from provisioning.stackfile.schema import Engine
+    from provisioning.stackfile.ray_schema import Engine
 
 
 # -- commands ------------------------------------------------------------------------------------

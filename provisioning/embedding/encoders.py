@@ -79,7 +79,6 @@ __all__ = [
     "ImagePreprocessing",
     "Prepared",
     "declared_fingerprint",
-    "encoder_preprocessing",
     "load_encoder",
     "load_stack_encoder",
     "resolve_device",
@@ -196,17 +195,6 @@ class ImagePreprocessing:
             return None
         processor = type("CLIPImageProcessor", (), settings)()
         return cls.from_processor(processor)
-
-    def same_as(self, other: ImagePreprocessing) -> bool:
-        """Whether ``other`` prepares every image exactly as this does."""
-        arrays = [(self.mean, other.mean), (self.std, other.std)]
-        return (
-            (self.shortest_edge, self.resize_to, self.crop, self.resample, self.rescale_factor)
-            == (other.shortest_edge, other.resize_to, other.crop, other.resample, other.rescale_factor)
-        ) and all(
-            (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
-            for a, b in arrays
-        )
 
     @property
     def input_size(self) -> int:
@@ -523,23 +511,6 @@ def load_stack_encoder(stack: Stack, name: str, *, batch_size: int | None = None
     spec = stack.spec.encoders[name]
     calibration = stack_calibration(stack, name) if spec.runtime != "torch" else None
     return load_encoder(name, spec, stack.base_dir, batch_size=batch_size, calibration=calibration)
-
-
-def encoder_preprocessing(
-    name: str, spec: EncoderSpec, base_dir: Path, *, hub_timeout: float = 3.0
-) -> tuple[ImagePreprocessing | None, Any]:
-    """The image preprocessing of the encoder declared by ``spec``, read from its model directory
-    without loading the model: an :class:`ImagePreprocessing`, or (for configurations it does not
-    reproduce) None and transformers' image processor. The Ray engine's decode tasks prepare images
-    with it; each encoder actor checks it against its loaded encoder's. Raises EncoderError."""
-    if spec.source.path is not None:
-        directory = _source_path(name, spec, base_dir)
-        if not directory.is_dir():
-            raise EncoderError(f"encoder '{name}': model directory not found: {directory}")
-    else:
-        assert spec.source.hub is not None
-        directory = _hub_directory(name, hub_repo_id(spec.source.hub), spec.source.revision, hub_timeout)
-    return _image_preprocessing(name, directory)
 
 
 def declared_fingerprint(spec: EncoderSpec, base_dir: Path) -> EncoderFingerprint | None:

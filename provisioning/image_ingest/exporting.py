@@ -24,7 +24,7 @@ from provisioning.image_ingest.sinks import ParquetSink
 from provisioning.image_ingest.tolerance import FailureTolerance
 from provisioning.json_types import to_json_object
 from provisioning.mappings import find_field
-from provisioning.stackfile.schema import Engine
+from provisioning.stackfile.ray_schema import Engine
 from provisioning.stackfile.stack import Stack
 
 

@@ -40,7 +40,8 @@ from provisioning.image_ingest.streams import SeenIds
 from provisioning.image_ingest.tolerance import FailureTolerance
 from provisioning.json_types import as_object, to_json_object
 from provisioning.mappings import find_field
-from provisioning.stackfile.schema import Engine, IngestSpec
+from provisioning.stackfile.ray_schema import Engine
+from provisioning.stackfile.schema import IngestSpec
 from provisioning.stackfile.stack import Stack
 
 

@@ -114,10 +114,15 @@ def _data_context(ray: Any) -> Iterator[None]:
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     ray.data.DataContext._set_current(context)
+    progress_log = logging.getLogger("ray.data")
+    level = progress_log.level
+    if not log.isEnabledFor(logging.DEBUG):
+        progress_log.setLevel(logging.WARNING)  # its periodic progress lines; ours is the progress bar
     try:
         yield
     finally:
         ray.data.DataContext._set_current(previous)
+        progress_log.setLevel(level)
 
 
 class _Tally:
@@ -236,14 +241,12 @@ def run_job(
     if job.encoder not in stack.spec.encoders:
         raise IngestError(f"ingest job '{name}' names encoder '{job.encoder}', which is not declared")
     spec = stack.spec.encoders[job.encoder]
-    from provisioning.embedding.encoders import encoder_preprocessing
-
     fingerprint = vectors_fingerprint(stack, job.encoder)
     report = JobReport(name, job.index, str(root), job.encoder, full, engine="ray", mode=mode)
     report.vectors = fingerprint.describe()
     decision = sink.check_encoder(name, job.encoder, fingerprint, full=full)
     report.vectors_note = decision.note
-    preparation = ray_stages.Preparation(*encoder_preprocessing(job.encoder, spec, stack.base_dir))
+    preparation = ray_stages.encoder_preparation(job.encoder, spec, stack.base_dir)
     connect_ray(address)
     problems: list[ScanProblem] = []
     started = time.perf_counter()

@@ -49,6 +49,7 @@ from provisioning.image_ingest.streams import SeenIds
 
 if TYPE_CHECKING:
     from provisioning.embedding.encoders import Encoder
+    from provisioning.stackfile.schema import EncoderSpec
     from provisioning.stackfile.stack import Stack
 
 Batch = dict[str, Any]  # column name -> numpy array (Ray Data's "numpy" batch format)
@@ -187,6 +188,36 @@ class Dedup:
 # -- decode (tasks) -------------------------------------------------------------------------------
 
 
+def same_preprocessing(left: ImagePreprocessing, right: ImagePreprocessing) -> bool:
+    """Whether two preprocessings prepare every image alike."""
+    arrays = [(left.mean, right.mean), (left.std, right.std)]
+    return (
+        (left.shortest_edge, left.resize_to, left.crop, left.resample, left.rescale_factor)
+        == (right.shortest_edge, right.resize_to, right.crop, right.resample, right.rescale_factor)
+    ) and all(
+        (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+        for a, b in arrays
+    )
+
+
+def encoder_preparation(name: str, spec: EncoderSpec, base_dir: Path) -> Preparation:
+    """The image preprocessing of the encoder declared by ``spec``, read from its model directory
+    (``preprocessor_config.json``) without loading the model, as converted encoders read it; each
+    encoder actor checks it against its loaded encoder's. Raises EncoderError."""
+    from provisioning.embedding import encoders
+    from provisioning.embedding.hub import hub_repo_id
+
+    if spec.source.path is not None:
+        directory = Path(spec.source.path).expanduser()
+        directory = directory if directory.is_absolute() else base_dir / directory
+        if not directory.is_dir():
+            raise EncoderError(f"encoder '{name}': model directory not found: {directory}")
+    else:
+        assert spec.source.hub is not None
+        directory = encoders._hub_directory(name, hub_repo_id(spec.source.hub), spec.source.revision, 3.0)
+    return Preparation(*encoders._image_preprocessing(name, directory))
+
+
 @dataclass(frozen=True)
 class Preparation:
     """The encoder's image preprocessing, read on the driver without the model (what
@@ -285,7 +316,7 @@ class EncodeActor:
             )
         mine = self.encoder.preprocessing
         theirs = preparation.preprocessing
-        if mine is not None and theirs is not None and not mine.same_as(theirs):
+        if mine is not None and theirs is not None and not same_preprocessing(mine, theirs):
             raise EncoderError(
                 f"encoder '{name}': the model's image processor differs from its preprocessor_config.json, "
                 "which the Ray engine's decode tasks use; run this encoder with engine: local"

@@ -20,7 +20,8 @@ from provisioning.image_ingest.progress import Progress
 from provisioning.image_ingest.report import EncoderLoad, IngestReport
 from provisioning.image_ingest.sinks import ElasticsearchSink
 from provisioning.image_ingest.tolerance import FailureTolerance
-from provisioning.stackfile.schema import BulkSpec, Engine
+from provisioning.stackfile.ray_schema import Engine
+from provisioning.stackfile.schema import BulkSpec
 from provisioning.stackfile.stack import Stack
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 
 from provisioning import names
 from provisioning.json_types import SchemaObject
+from provisioning.stackfile.ray_schema import Engine, RaySpec
 
 _DURATION = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>d|h|m|s|ms|micros|nanos)$")
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "micros": 1e-6, "nanos": 1e-9}
@@ -393,36 +394,6 @@ class BulkSpec(Strict):
     max_backoff: float = Field(30.0, gt=0)
 
 
-Engine = Literal["local", "ray"]
-
-
-class RaySpec(Strict):
-    """How a job runs on Ray Data (``engine: ray``): the encoder actor pool and the bulk writers.
-
-    Each encoder actor loads the model once and embeds batches of ``batch_size`` images; decoding runs
-    as Ray tasks of one CPU each beside it, bulk indexing in ``writers`` actors with clients of their
-    own. Logical resources: an actor reserves ``cpus_per_actor`` CPUs and ``gpus_per_actor`` GPUs.
-    """
-
-    actors: int = Field(1, ge=1, le=10_000, description="encoder actors (each loads the model once)")
-    max_actors: int | None = Field(
-        None, ge=1, le=10_000, description="grow the pool up to this many actors while there is work"
-    )
-    gpus_per_actor: float = Field(
-        0, ge=0, le=16, description="GPUs each encoder actor reserves (0: CPU actors; 0.5: two per GPU)"
-    )
-    cpus_per_actor: float = Field(
-        1, gt=0, le=1024, description="CPUs each encoder actor reserves (its forward-pass threads by default)"
-    )
-    writers: int = Field(1, ge=1, le=1024, description="bulk writer actors, each with its own client")
-
-    @model_validator(mode="after")
-    def _pool(self) -> RaySpec:
-        if self.max_actors is not None and self.max_actors < self.actors:
-            raise ValueError(f"max_actors ({self.max_actors}) must be at least actors ({self.actors})")
-        return self
-
-
 class IngestSpec(Strict):
     """An image ingest job: files under a folder, embedded by an encoder, bulk-indexed."""
 
@@ -441,9 +412,7 @@ class IngestSpec(Strict):
         description="failed files (unreadable, not images, truncated) the job tolerates before the run "
         "fails (exit 1): a count (10) or a percentage of the files scanned ('5%'); default 0",
     )
-    engine: Engine = Field(
-        "local", description="local: threads on this host; ray: Ray Data (decode tasks, encoder actors)"
-    )
+    engine: Engine = Field("local", description="local: threads on this host; ray: Ray Data (scale-out.md)")
     ray: RaySpec = Field(default_factory=RaySpec, description="the Ray engine's actors (engine: ray)")
 
 
