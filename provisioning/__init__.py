@@ -30,6 +30,10 @@ The calls:
   :class:`QualityGateError` (an :class:`EncoderError`), a vector field filled by another encoder
   :class:`EncoderMismatchError` (an :class:`IngestError`). :class:`EncoderFingerprint` is the typed
   identity of an image encoder's vectors, recorded in the index with what it embedded.
+  ``engine="ray"`` runs the jobs on Ray Data (``docs/scale-out.md``).
+- :func:`export_embeddings` (``provision ingest --export DIR``): embed into Parquet shards, no cluster;
+  :func:`load_embeddings` (``--from DIR``): bulk-load them with no model, after checking their dims and
+  encoder (:class:`ShardError`).
 - :func:`verify` (``provision verify``): run the smoke tests (:class:`VerifyReport`).
 - :func:`search` (``provision search``): one kNN query by text or example image (:class:`SearchResult`).
 - :func:`similar`: "more like this", the images nearest to an indexed one by its stored vector.
@@ -72,6 +76,9 @@ _EXPORTS = {
     "status": "provisioning.stack_status",
     "StatusReport": "provisioning.stack_status",
     "ingest": "provisioning.image_ingest.run",
+    "export_embeddings": "provisioning.image_ingest.exporting",
+    "load_embeddings": "provisioning.image_ingest.loading",
+    "ShardError": "provisioning.image_ingest.shards",
     "IngestReport": "provisioning.image_ingest.report",
     "IngestError": "provisioning.image_ingest.errors",
     "FailureTolerance": "provisioning.image_ingest.tolerance",
@@ -127,6 +134,7 @@ __all__ = [
     "QueryImageError",
     "SearchError",
     "SearchResult",
+    "ShardError",
     "SpecError",
     "Stack",
     "StatusReport",
@@ -139,9 +147,11 @@ __all__ = [
     "converge",
     "destroy",
     "destroy_plan",
+    "export_embeddings",
     "health",
     "image_file",
     "ingest",
+    "load_embeddings",
     "load_stack",
     "plan",
     "rollover_gate",
@@ -162,8 +172,11 @@ if TYPE_CHECKING:
     from provisioning.image_files import ImageFile, UnsafeImagePath, image_file
     from provisioning.image_ingest.encoder_record import EncoderMismatchError
     from provisioning.image_ingest.errors import IngestError
+    from provisioning.image_ingest.exporting import export_embeddings
+    from provisioning.image_ingest.loading import load_embeddings
     from provisioning.image_ingest.report import IngestReport
     from provisioning.image_ingest.run import ingest
+    from provisioning.image_ingest.shards import ShardError
     from provisioning.image_ingest.tolerance import FailureTolerance
     from provisioning.more_like_this import similar
     from provisioning.planning import destroy_plan, plan

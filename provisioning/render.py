@@ -216,12 +216,28 @@ def render_ingest(report: IngestReport, *, max_failures: int = 20) -> str:
                 f"(>= {gate['min_neighbour_overlap']:g}) vs torch fp32 on {gate['calibration']}"
             )
     for job in report.jobs:
+        on = " on ray" if job.engine == "ray" else ""
+        if job.mode == "export":
+            head = (
+                f"export {job.name} -> {job.shards}{on}: {job.scanned} scanned, {job.already_indexed} already "
+                f"exported, {job.embedded} embedded, {job.indexed} written, {job.failed} failed"
+            )
+        elif job.mode == "load":
+            head = (
+                f"load {job.name} <- {job.shards} -> {job.index}{on}: {job.scanned} rows, {job.already_indexed} "
+                f"already indexed, {job.indexed} indexed, {job.failed} failed"
+            )
+        else:
+            head = (
+                f"ingest {job.name} -> {job.index}{on}: {job.scanned} scanned, {job.already_indexed} already "
+                f"indexed, {job.embedded} embedded, {job.indexed} indexed, {job.failed} failed"
+            )
+        rate = "documents/s" if job.mode == "load" else "images/s"
         lines.append(
-            f"ingest {job.name} -> {job.index}: {job.scanned} scanned, {job.already_indexed} already indexed, "
-            f"{job.embedded} embedded, {job.indexed} indexed, {job.failed} failed"
+            head
             + (f", {job.duplicates} duplicates" if job.duplicates else "")
             + (f", {job.pruned} pruned" if job.pruned else "")
-            + f" in {job.elapsed_s:.1f}s ({job.images_per_s:.1f} images/s)"
+            + f" in {job.elapsed_s:.1f}s ({job.images_per_s:.1f} {rate})"
         )
         if job.vectors_note:
             lines.append(f"  vectors: {job.vectors_note}")

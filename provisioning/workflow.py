@@ -27,6 +27,7 @@ from provisioning.json_types import JsonObject
 from provisioning.planning import destroy_plan, plan
 from provisioning.resources.base import RolloverGate
 from provisioning.smoke_tests import VerifyReport, rollover_gate, verify
+from provisioning.stackfile.ray_schema import Engine
 from provisioning.stackfile.stack import Stack
 
 Stage = Literal["plan", "apply", "ingest", "verify"]
@@ -46,6 +47,8 @@ class ConvergeOptions:
     written, ``on_change`` each change's result as it happens, ``progress`` the ingest jobs.
     ``max_failed`` overrides each ingest job's tolerance for failed files (``max_failed`` in the
     stack; by default none): more failed files than tolerated stop the converge at ``"ingest"``.
+    ``engine`` (``local`` or ``ray``) overrides each ingest job's engine; ``ray_address`` is the Ray
+    cluster to join (default: ``RAY_ADDRESS``, else a local Ray instance).
     """
 
     adopt: tuple[str, ...] = ()
@@ -59,6 +62,8 @@ class ConvergeOptions:
     progress: Progress | None = None
     tracer: Tracer | None = None
     max_failed: FailureTolerance | None = None
+    engine: Engine | None = None
+    ray_address: str | None = None
 
 
 @dataclass
@@ -129,7 +134,14 @@ def converge(stack: Stack, cluster: Cluster, options: ConvergeOptions | None = N
             return report
     if stack.spec.ingest and not opts.skip_ingest:
         try:
-            report.ingest = ingest(stack, cluster, progress=opts.progress, max_failed=opts.max_failed)
+            report.ingest = ingest(
+                stack,
+                cluster,
+                progress=opts.progress,
+                max_failed=opts.max_failed,
+                engine=opts.engine,
+                ray_address=opts.ray_address,
+            )
         except ProvisionError as exc:
             report.stopped_at, report.error = "ingest", str(exc)
             return report

@@ -29,6 +29,7 @@ from provisioning.cli.options import (
     confirmer,
     connection_options,
     emit_json,
+    engine_options,
     max_failed_option,
     open_stack,
     output_option,
@@ -43,6 +44,7 @@ from provisioning.lazy import sandbox_command
 if TYPE_CHECKING:
     from provisioning.changes import Plan
     from provisioning.image_ingest.tolerance import FailureTolerance
+    from provisioning.stackfile.ray_schema import Engine
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -161,6 +163,7 @@ def show(plan_file: TextIO) -> None:
 @adopt_option
 @click.option("--include-data", is_flag=True, help="allow deleting indices that hold documents")
 @max_failed_option
+@engine_options
 @connection_options
 def apply(
     stack: Path,
@@ -171,6 +174,8 @@ def apply(
     adopt: tuple[str, ...],
     include_data: bool,
     max_failed: FailureTolerance | None,
+    engine: Engine | None,
+    ray_address: str | None,
     connection: Connection,
 ) -> None:
     """Converge the cluster to STACK, then run its ingest jobs and smoke tests.
@@ -193,6 +198,8 @@ def apply(
         on_change=result_printer,
         progress=progress_bar(),
         max_failed=max_failed,
+        engine=engine,
+        ray_address=ray_address,
     )
     report = converge(loaded, connection.open(loaded), options)
     if text:
@@ -268,6 +275,21 @@ def status(stack: Path, output: str, connection: Connection) -> None:
     help="delete documents whose file is gone (default: each job's prune setting)",
 )
 @max_failed_option
+@engine_options
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="write the embeddings as Parquet shards under DIR/<job>/ instead of indexing (no cluster needed)",
+)
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="bulk-load Parquet shards written by --export into the jobs' indices (no model loaded)",
+)
 @output_option
 @connection_options
 def ingest(
@@ -276,6 +298,10 @@ def ingest(
     full: bool,
     prune: bool | None,
     max_failed: FailureTolerance | None,
+    engine: Engine | None,
+    ray_address: str | None,
+    export_dir: Path | None,
+    from_dir: Path | None,
     output: str,
     connection: Connection,
 ) -> None:
@@ -283,25 +309,64 @@ def ingest(
 
     Every job runs to its end and lists each file that failed, with the reason. Exit 1 when an
     embedded image could not be indexed, or when a job had more failed files than it tolerates
-    (--max-failed, or the job's max_failed; by default none).
+    (--max-failed, or the job's max_failed; by default none). --export DIR embeds into Parquet shards
+    instead (embed once); --from DIR loads such shards (load many times).
     """
-    from provisioning.image_ingest import ingest as run_jobs
     from provisioning.render import render_ingest
 
+    if export_dir is not None and from_dir is not None:
+        raise click.UsageError("--export and --from exclude each other: embed to shards, or load them")
+    if prune and (export_dir is not None or from_dir is not None):
+        raise click.UsageError("--prune works on a plain ingest, not with --export or --from")
     loaded = open_stack(stack)
-    cluster = connection.open(loaded)
-    try:
-        report = run_jobs(
+    jobs = list(names) or None
+    progress = progress_bar()
+    if export_dir is not None:
+        from provisioning.image_ingest.exporting import export_embeddings
+
+        report = export_embeddings(
             loaded,
-            cluster,
-            list(names) or None,
+            export_dir,
+            jobs,
             full=full,
-            prune=prune,
-            progress=progress_bar(),
+            progress=progress,
             max_failed=max_failed,
+            engine=engine,
+            ray_address=ray_address,
         )
-    finally:
-        cluster.close()
+    else:
+        cluster = connection.open(loaded)
+        try:
+            if from_dir is not None:
+                from provisioning.image_ingest.loading import load_embeddings
+
+                report = load_embeddings(
+                    loaded,
+                    cluster,
+                    from_dir,
+                    jobs,
+                    full=full,
+                    progress=progress,
+                    max_failed=max_failed,
+                    engine=engine,
+                    ray_address=ray_address,
+                )
+            else:
+                from provisioning.image_ingest import ingest as run_jobs
+
+                report = run_jobs(
+                    loaded,
+                    cluster,
+                    jobs,
+                    full=full,
+                    prune=prune,
+                    progress=progress,
+                    max_failed=max_failed,
+                    engine=engine,
+                    ray_address=ray_address,
+                )
+        finally:
+            cluster.close()
     if output == "json":
         emit_json(report.to_dict())
     else:

@@ -165,6 +165,23 @@ def max_failed_option(func: Callable[P, R]) -> Callable[P, R]:
     )(func)
 
 
+def engine_options(func: Callable[..., R]) -> Callable[..., R]:
+    """``--engine local|ray`` and ``--ray-address`` (env RAY_ADDRESS): which engine runs ingest jobs."""
+    func = click.option(
+        "--ray-address",
+        envvar="RAY_ADDRESS",
+        metavar="ADDRESS",
+        help="Ray cluster to run --engine ray on (host:port, ray://host:10001, auto; env RAY_ADDRESS); "
+        "default: a local Ray instance",
+    )(func)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "ray"]),
+        help="run ingest jobs with threads on this host (local) or on Ray Data (ray); "
+        "overrides the jobs' engine (default: each job's, local unless set)",
+    )(func)
+
+
 # -- interaction ---------------------------------------------------------------------------------
 def confirmer(question: Callable[[Plan], str], auto: bool, flag: str) -> Callable[[Plan], bool] | None:
     """The ``approve`` hook of a workflow: None with ``auto``; otherwise a yes/no prompt on a

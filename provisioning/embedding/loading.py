@@ -161,7 +161,7 @@ def _load_converted(
     else:
         assert spec.source.hub is not None
         repo_id = hub_repo_id(spec.source.hub)
-        directory = _hub_directory(name, repo_id, spec.source.revision, hub_timeout)
+        directory = hub_directory(name, repo_id, spec.source.revision, hub_timeout)
         source_id, source = hub_source(repo_id, spec.source.revision), f"hub:{spec.source.hub}"
     try:
         info = inspect_model_dir(directory)
@@ -187,7 +187,7 @@ def _load_converted(
         )
     else:
         backend = OpenVinoBackend(artifact.model_file, precision=spec.precision, threads=spec.threads)
-    preprocessing, processor = _image_preprocessing(name, directory)
+    preprocessing, processor = image_preprocessing(name, directory)
     encoder = Encoder(
         name,
         None,
@@ -229,7 +229,7 @@ def _load_converted(
     return encoder
 
 
-def _image_preprocessing(name: str, directory: Path) -> tuple[ImagePreprocessing | None, Any]:
+def image_preprocessing(name: str, directory: Path) -> tuple[ImagePreprocessing | None, Any]:
     """The CLIP image preprocessing of a model directory (the CLIP module's folder of an ST pipeline):
     read from its ``preprocessor_config.json`` (no transformers import, hence no torch, for converted
     encoders), or, for configurations that reads do not reproduce, transformers' processor."""
@@ -256,7 +256,7 @@ def _image_preprocessing(name: str, directory: Path) -> tuple[ImagePreprocessing
         raise EncoderError(f"encoder '{name}': no CLIP image processor in {module_dir}: {exc}") from exc
 
 
-def _hub_directory(name: str, repo_id: str, revision: str | None, timeout: float) -> Path:
+def hub_directory(name: str, repo_id: str, revision: str | None, timeout: float) -> Path:
     """The local snapshot of a hub model (fetched through sentence-transformers when not cached)."""
     found = cached_snapshot(repo_id, revision)
     if found is None:

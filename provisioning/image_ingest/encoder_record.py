@@ -213,3 +213,61 @@ def decide(
         f"replacing vectors of {recorded.describe()}",
         True,
     )
+
+
+class EncoderGuard:
+    """The encoder record of one job's vector field, around the job's writes.
+
+    :meth:`check` reads the record before anything is embedded (refusing a mix, see :func:`decide`) and
+    writes ours at once when the index exists; for an index the job's first document creates,
+    :meth:`written` writes it once that document is acknowledged. Both engines and ``--from`` use it.
+    """
+
+    def __init__(
+        self,
+        client: Elasticsearch,
+        job: str,
+        index: str,
+        field: str,
+        spec: BulkSpec,
+        encoder: str,
+        fingerprint: EncoderFingerprint,
+        *,
+        full: bool,
+    ) -> None:
+        self.client = client
+        self.job = job
+        self.index = index
+        self.field = field
+        self.spec = spec
+        self.encoder = encoder
+        self.fingerprint = fingerprint
+        self.full = full
+        self._later: EncoderRecord | None = None
+
+    def check(self) -> Decision:
+        """The decision for this run; raises EncoderMismatchError when the field holds another encoder's
+        vectors (or an unfinished replacement) and the run is not ``full``."""
+        meta = read_meta(self.client, self.index, self.spec)
+        decision = decide(
+            self.job,
+            self.index,
+            self.field,
+            self.encoder,
+            self.fingerprint,
+            meta.record(self.field),
+            full=self.full,
+            has_documents=meta.exists,
+        )
+        if decision.write is not None:
+            if meta.exists:
+                write_record(self.client, self.index, self.field, decision.write, self.spec)
+            else:
+                self._later = decision.write
+        return decision
+
+    def written(self) -> None:
+        """A document was acknowledged: record the encoder of an index that did not exist before."""
+        if self._later is not None:
+            record, self._later = self._later, None
+            write_record(self.client, self.index, self.field, record, self.spec)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from elasticsearch import Elasticsearch
+from PIL import Image
 
 from provisioning.embedding.encoders import Encoder
 from provisioning.embedding.preprocessing import Prepared
@@ -43,18 +43,17 @@ from provisioning.image_ingest.documents import (
     VectorEncoding,
     build_document,
     check_static_fields,
-    delete_action,
     encode_vector,
     encoded_size,
     index_action,
-    is_content_id,
 )
-from provisioning.image_ingest.encoder_record import Decision, decide, read_meta, write_record
 from provisioning.image_ingest.errors import IngestError
+from provisioning.image_ingest.outcomes import RefusalWatch, index_failure
 from provisioning.image_ingest.progress import Progress
-from provisioning.image_ingest.prune import prune_decision
+from provisioning.image_ingest.prune import prune_job
 from provisioning.image_ingest.report import FileFailure, JobReport
-from provisioning.image_ingest.scan import PathFilter, ScanProblem, SourceFile, scan
+from provisioning.image_ingest.scan import ScanProblem, SourceFile, scan
+from provisioning.image_ingest.sinks import ElasticsearchSink, Sink
 from provisioning.image_ingest.streams import (
     DONE,
     Done,
@@ -72,7 +71,6 @@ T = TypeVar("T")
 SEEN_WINDOW = 100_000  # duplicates are recognised among this many recent files when not pruning
 CHECK_BATCH = 512  # ids per _mget, once the pipeline is running
 FIRST_BATCH = 4  # images in the first encoder batch (the next ones double up to batch_size)
-ABORT_AFTER = 20  # consecutive refused documents, with none accepted yet, that stop a job
 _QUEUE_POLL = 0.1  # seconds between checks of the stop flag while a queue is full or empty
 
 
@@ -107,33 +105,55 @@ def hash_file(file: SourceFile) -> _Identified | FileFailure:
     return _Identified(file, digest.hexdigest(), info.st_size, info.st_mtime_ns)
 
 
+def decode_file(
+    item: _Identified, input_size: int | None, prepare: Callable[[Image.Image], Prepared]
+) -> _Ready | FileFailure:
+    """Read, decode (no smaller than ``input_size``) and ``prepare`` one identified file; a file that
+    changed since it was hashed gets the id of the bytes decoded. Both engines decode through here."""
+    relative = item.file.relative_path
+    try:
+        data = read_file(item.file.path)
+        doc_id = item.id
+        info = item.file.path.stat()
+        if len(data) != item.size or info.st_mtime_ns != item.mtime_ns:
+            doc_id = hashlib.sha256(data).hexdigest()  # changed since it was hashed: id what we decode
+        decoded = decode_image(data, min_size=input_size)
+    except ImageDecodeError as exc:
+        return FileFailure(relative, "read" if exc.kind == "read" else "decode", exc.kind, str(exc))
+    except OSError as exc:
+        return FileFailure(relative, "read", "read", f"cannot read the file: {exc.strerror or exc}")
+    return _Ready(item.file, doc_id, decoded.facts, prepare(decoded.image))
+
+
 class JobRun:
-    """One ingest job's pipeline; :meth:`run` returns its report or raises what stopped it."""
+    """One ingest job's pipeline; :meth:`run` returns its report or raises what stopped it.
+
+    Documents go to ``sink``: the job's index, or Parquet shards for an export (no prune then).
+    """
 
     def __init__(
         self,
         name: str,
         job: IngestSpec,
         root: Path,
-        client: Elasticsearch,
+        sink: Sink,
         encoder: Encoder,
         *,
         full: bool,
         prune: bool,
         index_roots: Sequence[Path],
         progress: Progress | None,
-        vector_encoding: VectorEncoding = "array",
     ) -> None:
         self.name = name
         self.job = job
         self.root = root
-        self.client = client
+        self.sink = sink
         self.encoder = encoder
         self.full = full
         self.prune = prune
         self.index_roots = list(index_roots)  # source folders of every job writing to this index
         self.progress = progress
-        self.vector_encoding: VectorEncoding = vector_encoding
+        self.vector_encoding: VectorEncoding = sink.vector_encoding
         self.batch_size = job.batch_size or encoder.batch_size
         self.workers = job.workers or default_workers()
         self.report = JobReport(name, job.index, str(root), encoder.name, full)
@@ -147,8 +167,7 @@ class JobRun:
         self._to_embed: queue.Queue[_Identified | Done] = queue.Queue(maxsize=4 * self.batch_size)
         self._documents: queue.Queue[list[dict[str, Any]] | Done] = queue.Queue(maxsize=4)
         self._started = 0.0
-        self._refused_in_a_row = 0
-        self._record_later: Decision | None = None  # written after the first document (new index)
+        self._refusals = RefusalWatch(name, job.index, job.vector_field)
         self.replacing = False  # a --full run replacing another encoder's vectors in this field
 
     # -- bookkeeping (any thread) ---------------------------------------------------------------
@@ -248,32 +267,15 @@ class JobRun:
         return self.report
 
     def _check_encoder(self) -> None:
-        """Refuse to mix encoders in the vector field; record ours (now, or after the first document
-        when the index does not exist yet). See :mod:`.encoder_record`."""
+        """Refuse to mix encoders in the vector field (or in an export's shards); the sink records ours
+        (see :mod:`.encoder_record`)."""
         fingerprint = self.encoder.fingerprint
         if fingerprint is None:
             return
         self.report.vectors = fingerprint.describe()
-        meta = read_meta(self.client, self.job.index, self.job.bulk)
-        recorded = meta.record(self.job.vector_field)
-        decision = decide(
-            self.name,
-            self.job.index,
-            self.job.vector_field,
-            self.encoder.name,
-            fingerprint,
-            recorded,
-            full=self.full,
-            has_documents=meta.exists,
-        )
+        decision = self.sink.check_encoder(self.name, self.encoder.name, fingerprint, full=self.full)
         self.report.vectors_note = decision.note
         self.replacing = decision.replacing
-        if decision.write is None:
-            return
-        if meta.exists:
-            write_record(self.client, self.job.index, self.job.vector_field, decision.write, self.job.bulk)
-        else:
-            self._record_later = decision
 
     def _finish_indexer(self, indexer: threading.Thread) -> None:
         """Tell the indexer no more documents come (it sends what it holds), and wait for it."""
@@ -300,9 +302,7 @@ class JobRun:
             fresh = sorted(
                 {item.id for item in group if isinstance(item, _Identified) and item.id not in self._seen}
             )
-            existing = (
-                set() if self.full else bulk.existing_ids(self.client, self.job.index, fresh, self.job.bulk)
-            )
+            existing = set() if self.full else self.sink.existing_ids(fresh)
             for item in group:
                 if isinstance(item, FileFailure):
                     self._unreadable.add(item.relative_path)
@@ -324,19 +324,7 @@ class JobRun:
             yield file
 
     def _decode(self, item: _Identified) -> _Ready | FileFailure:
-        relative = item.file.relative_path
-        try:
-            data = read_file(item.file.path)
-            doc_id = item.id
-            info = item.file.path.stat()
-            if len(data) != item.size or info.st_mtime_ns != item.mtime_ns:
-                doc_id = hashlib.sha256(data).hexdigest()  # changed since it was hashed: id what we decode
-            decoded = decode_image(data, min_size=self.encoder.input_size)
-        except ImageDecodeError as exc:
-            return FileFailure(relative, "read" if exc.kind == "read" else "decode", exc.kind, str(exc))
-        except OSError as exc:
-            return FileFailure(relative, "read", "read", f"cannot read the file: {exc.strerror or exc}")
-        return _Ready(item.file, doc_id, decoded.facts, self.encoder.prepare(decoded.image))
+        return decode_file(item, self.encoder.input_size, self.encoder.prepare)
 
     def _embed(self, executor: ThreadPoolExecutor) -> None:
         def to_decode() -> Iterator[_Identified]:
@@ -407,53 +395,33 @@ class JobRun:
             yield from batch
 
     def _index(self) -> None:
-        for result in bulk.stream_bulk(
-            self.client, self._actions(), self.job.bulk, pipeline=self.job.pipeline
-        ):
+        for result in self.sink.write(self._actions()):
             with self._lock:
                 relative = self._pending.pop(result.id, result.id)
             if result.ok:
-                self._refused_in_a_row = 0
+                self._refusals.accepted_one()
                 if self.report.first_indexed_s is None:
                     self.report.first_indexed_s = time.perf_counter() - self._started
-                if self._record_later is not None and self._record_later.write is not None:
-                    record, self._record_later = self._record_later.write, None
-                    write_record(self.client, self.job.index, self.job.vector_field, record, self.job.bulk)
+                    self.sink.written()
                 self._advance(indexed=1)
                 continue
-            reason = f"{result.error_type}: {result.reason} (status {result.status})"
-            self._fail(FileFailure(relative, "index", result.error_type or "error", reason))
-            self._refused_in_a_row += 1
-            if self.report.indexed == 0 and self._refused_in_a_row >= ABORT_AFTER:
-                raise IngestError(
-                    f"ingest {self.name}: the first {ABORT_AFTER} documents were all refused by index "
-                    f"'{self.job.index}' (last: {reason}); check its mapping (the vector field "
-                    f"'{self.job.vector_field}', its dims) and the pipeline"
-                )
-
-    # -- prune ----------------------------------------------------------------------------------
+            failure = index_failure(relative, result)
+            self._fail(failure)
+            self._refusals.refused_one(failure)
 
     def _prune(self) -> None:
-        """Delete documents of files that are gone (see :func:`prune_decision`)."""
-        if self._scan_problems:
-            self.report.prune_skipped = (
-                f"{len(self._scan_problems)} entries under the source could not be read; pruning might "
-                "delete documents of files that still exist"
+        """Delete documents of files that are gone (see :func:`.prune.prune_job`)."""
+        if not isinstance(self.sink, ElasticsearchSink):
+            raise IngestError(
+                f"ingest {self.name}: prune needs an index to prune, not {self.sink.description}"
             )
-            return
-        selected = PathFilter(self.job.source.include, self.job.source.exclude)
-        shared = len(self.index_roots) > 1
-
-        def doomed() -> Iterator[dict[str, Any]]:
-            for doc_id, relative, image_id in bulk.indexed_paths(self.client, self.job.index, self.job.bulk):
-                if image_id != doc_id or not is_content_id(doc_id) or doc_id in self._seen:
-                    continue
-                if prune_decision(relative, self.root, self.index_roots, shared, selected, self._unreadable):
-                    yield delete_action(self.job.index, doc_id)
-
-        outcome = bulk.bulk_write(self.client, doomed(), self.job.bulk)
-        self.report.pruned = outcome.ok
-        for result in outcome.failed:
-            if result.status != 404:
-                reason = f"{result.error_type}: {result.reason}"
-                self.report.add_failure(FileFailure(result.id, "prune", result.error_type or "error", reason))
+        prune_job(
+            self.sink.client,
+            self.job,
+            self.root,
+            self.index_roots,
+            self._seen,
+            self._unreadable,
+            self._scan_problems,
+            self.report,
+        )

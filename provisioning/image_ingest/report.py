@@ -2,7 +2,10 @@
 
 Per job: how many files were scanned, already indexed (skipped before decoding), duplicates of
 another file in the same run, embedded, indexed, pruned, and every file that failed with the stage
-and the reason. A bad file (unreadable, not an image, truncated, a decompression bomb) does not stop
+and the reason. The same counts whichever engine ran the job (``engine``); for an export
+(``mode: export``) "already indexed" and "indexed" refer to the Parquet shards, and for a load from
+shards (``mode: load``) "scanned" counts shard rows and "embedded" the documents sent (embedded
+earlier, by the export). A bad file (unreadable, not an image, truncated, a decompression bomb) does not stop
 its job: the job goes on with the other files and lists it. :attr:`IngestReport.ok` is false when a
 document the encoder produced did not get indexed, or when a job had more failed files than its
 tolerance (:class:`FailureTolerance`, ``max_failed``; by default none); a job that cannot go on
@@ -63,6 +66,9 @@ class JobReport:
     bytes_per_document_as_array: int | None = None  # the same document with the vector as a float array
     vectors: str | None = None  # the encoder fingerprint the vectors come from (EncoderFingerprint.describe)
     vectors_note: str | None = None  # what happened to the index's encoder record, when noteworthy
+    engine: str = "local"  # "local" (threads on this host) or "ray" (Ray Data)
+    mode: str = "ingest"  # "ingest" (files -> index), "export" (files -> shards), "load" (shards -> index)
+    shards: str | None = None  # the Parquet folder written (export) or read (load)
 
     def add_failure(self, failure: FileFailure) -> None:
         self.failed += 1
@@ -129,6 +135,9 @@ class JobReport:
             "bytes_per_document_as_array": self.bytes_per_document_as_array,
             "vectors": self.vectors,
             "vectors_note": self.vectors_note,
+            "engine": self.engine,
+            "mode": self.mode,
+            "shards": self.shards,
         }
 
 

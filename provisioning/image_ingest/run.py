@@ -1,4 +1,5 @@
-"""Running a stack's ingest jobs, one after another, each a streaming pipeline (:mod:`.job`)."""
+"""Running a stack's ingest jobs, one after another, each a streaming pipeline: on this host
+(:mod:`.job`) or on Ray Data (:mod:`.ray_engine`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Mapping, Sequence
 
 from elasticsearch import Elasticsearch
 
-from provisioning.cluster import Cluster
+from provisioning.cluster import Cluster, ConnectionOptions
 from provisioning.embedding.encoders import Encoder
+from provisioning.embedding.fingerprint import EncoderFingerprint
 from provisioning.embedding.loading import load_stack_encoder
 from provisioning.es_versions import supports_base64_vectors
 from provisioning.image_ingest import bulk
@@ -19,10 +21,43 @@ from provisioning.image_ingest.errors import IngestError
 from provisioning.image_ingest.job import JobRun
 from provisioning.image_ingest.progress import Progress
 from provisioning.image_ingest.report import EncoderLoad, IngestReport
+from provisioning.image_ingest.sinks import ElasticsearchSink
 from provisioning.image_ingest.tolerance import FailureTolerance
 from provisioning.mappings import find_field
-from provisioning.stackfile.schema import IngestSpec
+from provisioning.stackfile.ray_schema import Engine
+from provisioning.stackfile.schema import BulkSpec, IngestSpec
 from provisioning.stackfile.stack import Stack
+
+
+def job_names(stack: Stack, jobs: Sequence[str] | None) -> list[str]:
+    """The jobs to run: all, or those named; IngestError for a name the stack does not declare."""
+    declared = stack.spec.ingest
+    names = list(jobs) if jobs else list(declared)
+    unknown = [name for name in names if name not in declared]
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none"
+        raise IngestError(f"no ingest job named {', '.join(unknown)} in the stack (declared: {known})")
+    return names
+
+
+def stack_encoder(stack: Stack, name: str, report: IngestReport, loaded: dict[str, Encoder]) -> Encoder:
+    """Job ``name``'s encoder, loaded once per run (and listed in the report when loaded here)."""
+    job = stack.spec.ingest[name]
+    encoder = loaded.get(job.encoder)
+    if encoder is None:
+        if job.encoder not in stack.spec.encoders:
+            raise IngestError(f"ingest job '{name}' names encoder '{job.encoder}', which is not declared")
+        load_started = time.perf_counter()
+        encoder = load_stack_encoder(stack, job.encoder)
+        report.encoders.append(encoder_load(encoder, time.perf_counter() - load_started))
+        loaded[job.encoder] = encoder
+    return encoder
+
+
+def note_ray_encoder(report: IngestReport, load: EncoderLoad | None) -> None:
+    """List the encoder a Ray job's actors loaded (once per encoder)."""
+    if load is not None and all(known.name != load.name for known in report.encoders):
+        report.encoders.append(load)
 
 
 def run_ingest(
@@ -36,6 +71,9 @@ def run_ingest(
     encoders: Mapping[str, Encoder] | None = None,
     max_failed: FailureTolerance | None = None,
     base64_vectors: bool = False,
+    engine: Engine | None = None,
+    ray_address: str | None = None,
+    connection: ConnectionOptions | None = None,
 ) -> IngestReport:
     """Run the stack's ingest jobs (all, or those named in ``jobs``) against ``client``.
 
@@ -48,56 +86,93 @@ def run_ingest(
     embedded have been sent. ``base64_vectors`` (a 9.3+ cluster) sends float vectors as base64
     strings instead of arrays. ``max_failed`` overrides each job's ``max_failed``: how many failed files
     it tolerates before the report is not ``ok`` (every job runs to its end either way).
+
+    ``engine`` overrides each job's ``engine``: ``local`` (threads here) or ``ray`` (Ray Data, joining
+    the cluster at ``ray_address`` or starting a local one; its workers connect with ``connection``,
+    default: the stack's ``cluster:`` and the ES_* variables). Both give the same documents and report.
     """
     started = time.perf_counter()
     declared = stack.spec.ingest
-    names = list(jobs) if jobs else list(declared)
-    unknown = [name for name in names if name not in declared]
-    if unknown:
-        known = ", ".join(sorted(declared)) or "none"
-        raise IngestError(f"no ingest job named {', '.join(unknown)} in the stack (declared: {known})")
+    names = job_names(stack, jobs)
     report = IngestReport()
     loaded: dict[str, Encoder] = dict(encoders or {})
-    replacing: dict[tuple[str, str], Encoder] = {}
+    replacing: dict[tuple[str, str], tuple[str, EncoderFingerprint | None]] = {}
     for name in names:
         job = declared[name]
-        encoder = loaded.get(job.encoder)
-        if encoder is None:
-            spec = stack.spec.encoders.get(job.encoder)
-            if spec is None:
-                raise IngestError(f"ingest job '{name}' names encoder '{job.encoder}', which is not declared")
-            load_started = time.perf_counter()
-            encoder = load_stack_encoder(stack, job.encoder)
-            report.encoders.append(encoder_load(encoder, time.perf_counter() - load_started))
-            loaded[job.encoder] = encoder
         index_roots = [
             stack.resolve(other.source.path) for other in declared.values() if other.index == job.index
         ]
-        run = JobRun(
-            name,
-            job,
-            stack.resolve(job.source.path),
-            client,
-            encoder,
-            full=full,
-            prune=job.prune if prune is None else prune,
-            index_roots=index_roots,
-            progress=progress,
-            vector_encoding=vector_encoding(stack, job, base64_vectors),
-        )
-        job_report = run.run()
+        pruning = job.prune if prune is None else prune
+        encoding = vector_encoding(stack, job, base64_vectors)
+        if (engine or job.engine) == "ray":
+            from provisioning.image_ingest import ray_engine
+
+            sink = ElasticsearchSink(
+                job.index,
+                job.bulk,
+                pipeline=job.pipeline,
+                vector_field=job.vector_field,
+                vector_encoding=encoding,
+                client=client,
+                connection=connection or ConnectionOptions.resolve(stack.spec.cluster),
+            )
+            outcome = ray_engine.run_job(
+                stack,
+                name,
+                sink,
+                full=full,
+                prune=pruning,
+                progress=progress,
+                address=ray_address,
+                index_roots=index_roots,
+            )
+            job_report, replaced = outcome.report, outcome.replacing
+            note_ray_encoder(report, outcome.encoder)
+            fingerprint = _fingerprint(outcome.encoder)
+        else:
+            encoder = stack_encoder(stack, name, report, loaded)
+            sink = ElasticsearchSink(
+                job.index,
+                job.bulk,
+                pipeline=job.pipeline,
+                vector_field=job.vector_field,
+                client=client,
+                vector_encoding=encoding,
+            )
+            run = JobRun(
+                name,
+                job,
+                stack.resolve(job.source.path),
+                sink,
+                encoder,
+                full=full,
+                prune=pruning,
+                index_roots=index_roots,
+                progress=progress,
+            )
+            job_report, replaced, fingerprint = run.run(), run.replacing, encoder.fingerprint
         job_report.max_failed = max_failed or FailureTolerance.parse(job.max_failed)
         report.jobs.append(job_report)
-        if run.replacing:
-            replacing[(job.index, job.vector_field)] = encoder
+        if replaced:
+            replacing[(job.index, job.vector_field)] = (job.encoder, fingerprint)
         if job_report.indexed or job_report.pruned:
-            # What the job wrote is searchable when the command returns, so `verify` or a search
-            # run right after sees it (within the job, refresh_interval makes documents visible).
-            refresh = functools.partial(client.indices.refresh, index=job.index)
-            bulk.with_retries(refresh, job.bulk, f"cannot refresh index '{job.index}'")
-    _finish_replacements(stack, client, names, report, replacing)
+            refresh_index(client, job.index, job.bulk)
+    finish_replacements(stack, client, names, report, replacing)
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+def _fingerprint(load: EncoderLoad | None) -> EncoderFingerprint | None:
+    if load is None or load.fingerprint is None:
+        return None
+    return EncoderFingerprint.from_json(load.fingerprint)
+
+
+def refresh_index(client: Elasticsearch, index: str, spec: BulkSpec) -> None:
+    """Make what a job wrote searchable when the command returns, so `verify` or a search run right
+    after sees it (within the job, refresh_interval makes documents visible)."""
+    refresh = functools.partial(client.indices.refresh, index=index)
+    bulk.with_retries(refresh, spec, f"cannot refresh index '{index}'")
 
 
 def encoder_load(encoder: Encoder, seconds: float) -> EncoderLoad:
@@ -114,12 +189,12 @@ def encoder_load(encoder: Encoder, seconds: float) -> EncoderLoad:
     )
 
 
-def _finish_replacements(
+def finish_replacements(
     stack: Stack,
     client: Elasticsearch,
     ran: Sequence[str],
     report: IngestReport,
-    replacing: Mapping[tuple[str, str], Encoder],
+    replacing: Mapping[tuple[str, str], tuple[str, EncoderFingerprint | None]],
 ) -> None:
     """Clear the ``replacing`` mark of each vector field whose writers all re-embedded everything.
 
@@ -127,7 +202,7 @@ def _finish_replacements(
     everything it embedded: the field may still hold the old encoder's vectors.
     """
     by_name = {job.name: job for job in report.jobs}
-    for (index, field), encoder in replacing.items():
+    for (index, field), (encoder, fingerprint) in replacing.items():
         writers = [
             name
             for name, job in stack.spec.ingest.items()
@@ -141,7 +216,7 @@ def _finish_replacements(
             and by_name[name].embedded == by_name[name].indexed
             for name in writers
         )
-        if not done or encoder.fingerprint is None:
+        if not done or fingerprint is None:
             for name in writers:
                 if name in by_name:
                     by_name[name].vectors_note = (
@@ -150,7 +225,7 @@ def _finish_replacements(
                     )
             continue
         spec = stack.spec.ingest[writers[0]].bulk
-        write_record(client, index, field, EncoderRecord(encoder.name, encoder.fingerprint), spec)
+        write_record(client, index, field, EncoderRecord(encoder, fingerprint), spec)
         for name in writers:
             by_name[name].vectors_note = f"replaced every vector of index '{index}' field '{field}'"
 
@@ -164,6 +239,8 @@ def ingest(
     prune: bool | None = None,
     progress: Progress | None = None,
     max_failed: FailureTolerance | None = None,
+    engine: Engine | None = None,
+    ray_address: str | None = None,
 ) -> IngestReport:
     """Run ``stack``'s ingest jobs (all, or those named) against ``cluster``: embed the images not yet
     indexed and bulk-index them (see :func:`run_ingest` for the pipeline, resuming and pruning).
@@ -172,6 +249,8 @@ def ingest(
     to its end; the report is not ``ok`` when a job had more failed files than it tolerates
     (``max_failed``, which overrides each job's; by default none). Raises IngestError or
     EncoderError when a job cannot go on, after what was already embedded has been sent.
+    ``engine`` (``local`` or ``ray``) overrides each job's; ``ray_address`` is the Ray cluster to join
+    (default: ``RAY_ADDRESS``, else a local Ray instance).
     """
     version = cluster.ensure_supported()
     return run_ingest(
@@ -183,6 +262,9 @@ def ingest(
         progress=progress,
         max_failed=max_failed,
         base64_vectors=supports_base64_vectors(version),
+        engine=engine,
+        ray_address=ray_address,
+        connection=cluster.options,
     )
 
 

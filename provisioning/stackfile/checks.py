@@ -305,6 +305,20 @@ class Checker:
             )
         return mapping
 
+    def _ray_gpus(self, name: str, at: PathKey) -> None:
+        """GPU actors need an encoder that can use a GPU."""
+        job = self.spec.ingest[name]
+        encoder = self.spec.encoders.get(job.encoder)
+        if job.ray.gpus_per_actor <= 0 or encoder is None:
+            return
+        if encoder.device == "cpu" or encoder.runtime == "openvino":
+            runs = "device: cpu" if encoder.device == "cpu" else "runtime: openvino (CPU only)"
+            self.add(
+                at + ("ray", "gpus_per_actor"),
+                f"ray.gpus_per_actor is {job.ray.gpus_per_actor:g} but encoder '{job.encoder}' has {runs}; "
+                "set the encoder's device to auto or cuda, or gpus_per_actor to 0",
+            )
+
     def check_ingest(self) -> None:
         writers: dict[tuple[str, str], tuple[str, str]] = {}  # (index, field) -> (job, encoder)
         for name, job in self.spec.ingest.items():
@@ -330,6 +344,12 @@ class Checker:
                 self._vector_field(job.index, job.vector_field, embedder, at + ("vector_field",), "vector")
             else:
                 self._vector_field(job.index, job.vector_field, embedder, at, "vector")
+            self._ray_gpus(name, at)
+            if job.engine == "ray" and not (_installed("ray") and _installed("pyarrow")):
+                self.add(
+                    at + ("engine",),
+                    "engine ray needs Ray Data, which is not installed: pip install 'provisioning[ray]'",
+                )
             other = writers.setdefault((job.index, job.vector_field), (name, job.encoder))
             if other[1] != job.encoder:
                 self.add(

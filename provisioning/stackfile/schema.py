@@ -25,6 +25,7 @@ from pydantic import (
 
 from provisioning import names
 from provisioning.json_types import SchemaObject
+from provisioning.stackfile.ray_schema import Engine, RaySpec
 
 _DURATION = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>d|h|m|s|ms|micros|nanos)$")
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "micros": 1e-6, "nanos": 1e-9}
@@ -411,6 +412,8 @@ class IngestSpec(Strict):
         description="failed files (unreadable, not images, truncated) the job tolerates before the run "
         "fails (exit 1): a count (10) or a percentage of the files scanned ('5%'); default 0",
     )
+    engine: Engine = Field("local", description="local: threads on this host; ray: Ray Data (scale-out.md)")
+    ray: RaySpec = Field(default_factory=RaySpec, description="the Ray engine's actors (engine: ray)")
 
 
 class FieldValue(Strict):
