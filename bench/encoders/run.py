@@ -39,7 +39,14 @@ if __package__ in (None, ""):  # run as a file: python bench/encoders/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.encoders.decoders import measure as measure_decoders
-from bench.ingest.run import Result, cores, prepare_inputs, run_child
+from bench.ingest.run import (
+    Result,
+    cores,
+    corpus_arguments,
+    parse_corpus_arguments,
+    prepare_inputs,
+    run_child,
+)
 from bench.ingest.stacks import create_index, write_stack
 
 FLOOR_BEST_VS_TORCH = 1.6
@@ -76,22 +83,12 @@ def _gate_text(data: dict[str, Any] | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.encoders", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 12 small images, tiny model")
-    parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--width", type=int, default=3072)
-    parser.add_argument("--height", type=int, default=2048)
-    parser.add_argument("--model", choices=["vit-b-32", "tiny"], default="vit-b-32")
-    parser.add_argument("--batch-size", type=int, default=32)
+    corpus_arguments(parser)
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help="comma-separated, from " + ", ".join(VARIANTS)
     )
-    parser.add_argument(
-        "--cache", default=os.environ.get("PROVISION_BENCH_CACHE", "/tmp/provision-bench-cache")
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.images, args.width, args.height, args.model, args.batch_size = 12, 1024, 768, "tiny", 4
-    elif args.width * args.height < 6_000_000 or args.images < 200:
+    args = parse_corpus_arguments(parser, argv)
+    if not args.quick and (args.width * args.height < 6_000_000 or args.images < 200):
         print("note: below the issue's floor of inputs (>= 200 images of >= 6 MP)", file=sys.stderr)
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in VARIANTS]

@@ -179,8 +179,8 @@ def prepare_inputs(args: argparse.Namespace) -> tuple[Path, Path]:
     return photos, model
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.splitlines()[0])
+def corpus_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options every ingest benchmark shares: the photos, the model, the cache, ``--quick``."""
     parser.add_argument("--quick", action="store_true", help="smoke run: 12 small images, tiny model")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--width", type=int, default=3072)
@@ -190,10 +190,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache", default=os.environ.get("PROVISION_BENCH_CACHE", "/tmp/provision-bench-cache")
     )
+    return parser
+
+
+def parse_corpus_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parsed options; ``--quick`` shrinks the inputs to a smoke run."""
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.width, args.height, args.model, args.batch_size = 12, 1024, 768, "tiny", 4
-    elif args.width * args.height < 6_000_000 or args.images < 200:
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.splitlines()[0])
+    args = parse_corpus_arguments(corpus_arguments(parser), argv)
+    if not args.quick and (args.width * args.height < 6_000_000 or args.images < 200):
         print("note: below the issue's floor of inputs (>= 200 images of >= 6 MP)", file=sys.stderr)
 
     photos, model = prepare_inputs(args)

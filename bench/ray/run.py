@@ -34,7 +34,14 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: python bench/ray/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.ingest.run import Result, cores, prepare_inputs, run_child
+from bench.ingest.run import (
+    Result,
+    cores,
+    corpus_arguments,
+    parse_corpus_arguments,
+    prepare_inputs,
+    run_child,
+)
 from bench.ingest.stacks import create_index, write_stack
 
 FLOOR_RAY_VS_LOCAL = 0.8
@@ -57,18 +64,8 @@ def projection(rate: float, per_host: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ray", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 12 small images, tiny model")
-    parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--width", type=int, default=3072)
-    parser.add_argument("--height", type=int, default=2048)
-    parser.add_argument("--model", choices=["vit-b-32", "tiny"], default="vit-b-32")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument(
-        "--cache", default=os.environ.get("PROVISION_BENCH_CACHE", "/tmp/provision-bench-cache")
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.images, args.width, args.height, args.model, args.batch_size = 12, 1024, 768, "tiny", 4
+    corpus_arguments(parser)
+    args = parse_corpus_arguments(parser, argv)
     photos, model = prepare_inputs(args)
     from elasticsearch import Elasticsearch
 
