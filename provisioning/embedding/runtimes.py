@@ -19,6 +19,7 @@ leaves each runtime's default (one per core).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -51,21 +52,47 @@ class ImageBackend(Protocol):
 
 
 class TorchBackend:
-    """The sentence-transformers model's modules, in inference mode, on ``device``."""
+    """The sentence-transformers model's modules, in inference mode, on ``device``.
+
+    On the CPU a batch is split into one shard per torch thread, each run on a thread of its own
+    with one intra-op thread: the images of a batch are independent, and whole single-threaded
+    forward passes side by side waste no time at the synchronisation points of a parallel one
+    (where a thread preempted by a decode worker holds up the others). Measured on 2 cores with
+    ViT-B/32: 119 core-ms per image against 145 for one two-threaded pass; the same vectors.
+    """
 
     runtime: Runtime = "torch"
     precision: Precision = "fp32"
+    min_shard = 4  # images per shard below which a batch runs as one pass
 
     def __init__(self, model: SentenceTransformer, device: str) -> None:
         self.model = model
         self.device = device
+        self._pool: ThreadPoolExecutor | None = None
 
     def run(self, pixels: Pixels) -> Vectors:
         """What ``SentenceTransformer.encode`` does after its processor step: the same modules in
         order (the CLIP towers and projection, then e.g. a Normalize module)."""
         import torch
 
-        tensor = torch.from_numpy(pixels)
+        threads = torch.get_num_threads()
+        shards = min(threads, len(pixels) // self.min_shard)
+        if self.device != "cpu" or shards < 2:
+            return self._forward(pixels)
+        if self._pool is None or self._pool._max_workers != shards:
+            self._pool = ThreadPoolExecutor(max_workers=shards, thread_name_prefix="torch-shard")
+        parts = np.array_split(pixels, shards)
+        torch.set_num_threads(1)
+        try:
+            results = list(self._pool.map(self._forward, parts))
+        finally:
+            torch.set_num_threads(threads)
+        return np.concatenate(results)
+
+    def _forward(self, pixels: Pixels) -> Vectors:
+        import torch
+
+        tensor = torch.from_numpy(np.ascontiguousarray(pixels))
         if self.device != "cpu":
             tensor = tensor.to(self.device, non_blocking=True)
         features: dict[str, Any] = {"pixel_values": tensor, "image_text_info": [0] * len(pixels)}
