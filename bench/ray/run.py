@@ -11,15 +11,24 @@ photo-like 6 MP JPEGs generated once into a cache, CLIP ViT-B/32 with random wei
   (c) export   ``--export`` on Ray: Parquet shards of the same embeddings
   (d) load     ``--from`` those shards into a new index on this host: documents/s, no model
 
-Both (a) and (b) are given for the whole job and in steady state: from the first indexed document
-to the end (the local engine loads its model before the job, the Ray engine's actor inside it, and
-Ray starts worker processes on the first tasks: start-up, not the per-image overhead the floor is
-about). The per-actor rate of the projection is (b)'s steady rate.
+The job is the 200 photos read ``--passes`` times (default 3: 600 files; each extra pass is a copy
+of every photo with bytes appended after the JPEG's end, so another id and the same decoding cost):
+Ray's start-up (worker processes, the actor's model load inside the job) is a fixed cost that 200
+images alone would mostly measure, and while the actor loads its model Ray's decode tasks run
+ahead, so a window that starts at the first indexed document credits Ray with decoding it did
+before.
 
-Floors: (b) / (a) in steady state >= 0.8, and (d) / the better steady rate of (a) and (b) >= 5.
-The projection lines give the encoder actors and hosts that 10 M and 100 M images need in 24 hours at the measured
-per-actor rate (a projection: it assumes the cluster's sink and storage keep up). The last line is
-``ratios: ray_vs_local=<x> load_vs_embed=<y>``; exit 1 when a floor is missed (not in --quick).
+The floor compares the whole command, model load included for both: the local engine's load + job
+against the Ray engine's job (its actor loads the model inside it; ``ray.init`` is not counted, as a
+cluster is up before a job). The steady rates (from the first indexed document to the end) are
+printed beside it; the Ray engine's is the encoder actor's rate with decoding on other CPUs, the
+per-actor rate ``R`` of the projection.
+
+Floors: ray_vs_local (whole command) >= 0.8, and (d) / the better steady rate of (a) and (b) >= 5.
+The projection lines give the encoder actors and hosts that 10 M and 100 M images need in 24 hours
+at the measured per-actor rate (a projection: it assumes the cluster's sink, the decode CPUs and the
+storage keep up). The last line is ``ratios: ray_vs_local=<x> load_vs_embed=<y>``; exit 1 when a
+floor is missed (not in --quick).
 """
 
 from __future__ import annotations
@@ -62,11 +71,38 @@ def projection(rate: float, per_host: int) -> list[str]:
     return lines
 
 
+def repeated_corpus(photos: Path, passes: int) -> Path:
+    """A folder that holds every photo ``passes`` times: ``pass-0`` links the originals, ``pass-k``
+    copies them with ``k`` bytes appended after the end of the JPEG (decoders stop at its end marker:
+    the same picture and decoding cost under another id). Kept beside ``photos`` for the next run."""
+    if passes == 1:
+        return photos
+    folder = photos.with_name(f"{photos.name}-x{passes}")
+    for k in range(passes):
+        target = folder / f"pass-{k}"
+        target.mkdir(parents=True, exist_ok=True)
+        for photo in sorted(photos.glob("*.jpg")):
+            copy = target / photo.name
+            if copy.exists():
+                continue
+            if k == 0:
+                os.link(photo, copy)
+            else:
+                partial = copy.with_suffix(".part")
+                partial.write_bytes(photo.read_bytes() + b"\0" * k)
+                partial.replace(copy)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ray", description=__doc__.splitlines()[0])
     corpus_arguments(parser)
+    parser.add_argument("--passes", type=int, default=3, help="times the job reads the photos (copies)")
     args = parse_corpus_arguments(parser, argv)
     photos, model = prepare_inputs(args)
+    passes = 1 if args.quick else max(1, args.passes)
+    photos = repeated_corpus(photos, passes)
+    print(f"  the job reads them {passes} time(s): {photos}", file=sys.stderr)
     from elasticsearch import Elasticsearch
 
     from es_sandbox import SandboxConfig, SandboxServer
@@ -120,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
             counts[index] = int(client.count(index=index)["count"])
         client.close()
 
+    whole = {
+        name: Result(name, r.images, r.model_load_s + r.seconds if name == "local" else r.seconds, 0, 0, 0)
+        for name, r in (("local", local), ("ray", ray))
+    }
     steady = {
         name: Result(
             name,
@@ -135,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("local engine, job", local),
         ("local engine, steady", steady["local"]),
+        ("local engine, command", whole["local"]),
         ("ray engine, job", ray),
         ("ray engine, steady", steady["ray"]),
+        ("ray engine, command", whole["ray"]),
         ("export on ray, job", exported),
         ("load from Parquet", loaded),
     ]
@@ -147,11 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"documents in the sink: {counts}")
     rate = steady["ray"].images_per_s
-    print(f"projection (1 CPU actor on {n} cores measured here; not a measurement of a cluster):")
+    print(
+        f"projection (1 CPU actor on {n} cores measured here, decoding beside it; not a measurement of "
+        "a cluster):"
+    )
     for line in projection(rate, 1):
         print(line)
     embed_rate = max(steady["local"].images_per_s, steady["ray"].images_per_s)
-    ray_vs_local = steady["ray"].images_per_s / steady["local"].images_per_s
+    ray_vs_local = whole["ray"].images_per_s / whole["local"].images_per_s
     load_vs_embed = loaded.images_per_s / embed_rate
     ok = ray_vs_local >= FLOOR_RAY_VS_LOCAL and load_vs_embed >= FLOOR_LOAD_VS_EMBED
     print(
@@ -159,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         f"load_vs_embed >= {FLOOR_LOAD_VS_EMBED} {'ok' if load_vs_embed >= FLOOR_LOAD_VS_EMBED else 'MISSED'}"
         + (" (quick run: not meaningful)" if args.quick else "")
     )
-    print(f"end to end: ray_job_vs_local={ray.images_per_s / local.images_per_s:.2f}")
+    print(
+        f"beside it: steady ray_vs_local={steady['ray'].images_per_s / steady['local'].images_per_s:.2f}, "
+        f"jobs alone ray_vs_local={ray.images_per_s / local.images_per_s:.2f}"
+    )
     print(f"ratios: ray_vs_local={ray_vs_local:.2f} load_vs_embed={load_vs_embed:.2f}")
     return 0 if ok or args.quick else 1
 

@@ -56,10 +56,11 @@ from provisioning.stackfile.stack import Stack
 
 log = logging.getLogger(__name__)
 
-IDENTIFY_BATCH = 64  # files hashed and checked (one _mget) per identify task
-DECODE_BATCH = 8  # images decoded and prepared per decode task
+SHARD_BATCH = 256  # shard rows checked (one _mget) per task when loading Parquet shards
+DECODE_BATCH = 8  # images decoded and prepared per call of a decode task
+DECODE_MEMORY = 512 * 2**20  # bytes a decode task reserves: an image at the bomb guard's limit, a block
 EXPORT_BATCH = 1024  # rows per shard when Ray exports (one write call per batch)
-LISTING_BLOCK = 256  # listed files per block of the input dataset
+MAX_LISTING_BLOCKS = 10_000  # blocks of the input dataset at most (larger listings get larger blocks)
 
 
 def _ray() -> Any:
@@ -299,12 +300,11 @@ def _ingest_dataset(
     spec = stack.spec.encoders[job.encoder]
     batch_size = job.batch_size or spec.batch_size
     root = str(stack.resolve(job.source.path))
-    blocks = max(1, min(len(listing) // LISTING_BLOCK + 1, 10_000))
-    dataset = ray.data.from_items(listing, override_num_blocks=blocks)
+    dataset = _listing_dataset(ray, listing, batch_size)
     dataset = dataset.map_batches(
         ray_stages.identify,
         fn_kwargs={"root": root, "sink": sink, "full": full},
-        batch_size=IDENTIFY_BATCH,
+        batch_size=None,  # a block per task: one _mget per block
         batch_format="numpy",
         num_cpus=1,
     )
@@ -315,6 +315,10 @@ def _ingest_dataset(
         batch_size=DECODE_BATCH,
         batch_format="numpy",
         num_cpus=1,
+        # Besides keeping decode tasks within a node's memory, this keeps them tasks of their own: Ray
+        # Data fuses a task stage into the actor stage after it when their resources are equal, and
+        # decoding inside the encoder actor would leave its forward-pass threads idle while it decodes.
+        memory=DECODE_MEMORY,
     )
     pool = job.ray
     dataset = dataset.map_batches(
@@ -334,6 +338,18 @@ def _ingest_dataset(
         num_gpus=pool.gpus_per_actor or None,
     )
     return _write(ray, dataset, job, sink, batch_size)
+
+
+def _listing_dataset(ray: Any, listing: list[dict[str, str]], batch_size: int) -> Any:
+    """The listing as a dataset of blocks of ``batch_size`` rows (larger when there would be more than
+    :data:`MAX_LISTING_BLOCKS`), in scan order. Every later stage works a block at a time, so a
+    block is what reaches the sink at once: blocks of one encoder batch keep the pipeline streaming
+    (the first documents are searchable after one batch, not after the whole listing)."""
+    import pyarrow as pa
+
+    rows = max(batch_size, -(-len(listing) // MAX_LISTING_BLOCKS))
+    tables = [pa.Table.from_pylist(listing[i : i + rows]) for i in range(0, len(listing), rows)]
+    return ray.data.from_arrow(tables)
 
 
 def _dedup(ray: Any, dataset: Any, prune: bool) -> Any:
@@ -399,7 +415,7 @@ def _load_rows(
     dataset = dataset.map_batches(
         ray_stages.from_shard,
         fn_kwargs={"sink": sink, "full": full},
-        batch_size=IDENTIFY_BATCH * 4,
+        batch_size=SHARD_BATCH,
         batch_format="numpy",
         num_cpus=1,
     )

@@ -243,3 +243,41 @@ def test_driver_killed_midway_then_rerun_leaves_one_document_per_image(
     ]
     assert sorted(hit["_source"]["relative_path"] for hit in hits) == names  # one document per image
     client.close()
+
+
+def test_decoding_runs_in_tasks_of_its_own_and_blocks_are_one_encoder_batch(
+    ray_address: str, es_target: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ray Data fuses a task stage into the actor stage after it when their resources are equal: the
+    encoder actors would then decode too, their forward-pass threads idle meanwhile. And the listing's
+    blocks are what reaches the sink at once: one encoder batch each, so documents arrive as the job
+    goes (a single block of the whole listing made the first document wait for the last)."""
+    import ray
+
+    from provisioning.image_ingest import ray_engine, ray_stages
+    from provisioning.image_ingest.sinks import ElasticsearchSink
+
+    stack = _stack(tmp_path, SAMPLES, "plan-only", es_target.url)
+    job = stack.spec.ingest["photos"]
+    spec = stack.spec.encoders[job.encoder]
+    listing = [{"relative_path": p.relative_to(SAMPLES).as_posix()} for p in sorted(SAMPLES.rglob("*.jpg"))]
+    assert len(listing) == 84
+    dataset = ray_engine._ingest_dataset(
+        ray,
+        stack,
+        "photos",
+        job,
+        ElasticsearchSink(job.index, job.bulk, connection=ConnectionOptions(url=es_target.url)),
+        listing,
+        ray_stages.encoder_preparation(job.encoder, spec, stack.base_dir),
+        ray_engine.vectors_fingerprint(stack, job.encoder),
+        full=False,
+        prune=False,
+    )
+    dataset.explain()
+    optimized = capsys.readouterr().out.split("Physical Plan (Optimized)")[-1]
+    assert "TaskPoolMapOperator[MapBatches(decode)]" in optimized, optimized
+    assert "ActorPoolMapOperator[MapBatches(EncodeActor)]" in optimized, optimized
+    blocks = ray_engine._listing_dataset(ray, listing, 8)
+    assert blocks.num_blocks() == 11  # ceil(84 / 8)
+    assert [row["relative_path"] for row in blocks.take_all()] == [row["relative_path"] for row in listing]
