@@ -7,34 +7,17 @@ Speed is the benchmark's business, never a test's.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench_runs import run_quick
 
 
 @pytest.mark.slow
 def test_quick_encoder_benchmark_runs_and_ends_with_the_ratios(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": str(REPO),
-        "PROVISION_BENCH_CACHE": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.encoders", "--quick"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=900,
-        check=False,
-    )
+    done = run_quick("bench.encoders", tmp_path, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert re.fullmatch(r"ratios: onnx_vs_torch=\d+\.\d\d best_vs_torch=\d+\.\d\d", lines[-1]), lines[-1]

@@ -6,34 +6,17 @@ output ends with the ratios line. Speed is the benchmark's business, never a tes
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench_runs import run_quick
 
 
 @pytest.mark.slow
 def test_quick_benchmark_runs_and_ends_with_the_ratios(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": str(REPO),
-        "PROVISION_BENCH_CACHE": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.ingest", "--quick"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=600,
-        check=False,
-    )
+    done = run_quick("bench.ingest", tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert re.fullmatch(r"ratios: vs_seed=\d+\.\d\d vs_bound=\d+\.\d\d", lines[-1]), lines[-1]

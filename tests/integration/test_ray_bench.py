@@ -6,35 +6,17 @@ projection, the floors and the ratios line. Speed is the benchmark's business, n
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench_runs import run_quick
 
 
 @pytest.mark.slow
 def test_quick_ray_benchmark_runs_and_ends_with_the_ratios(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": str(REPO),
-        "PROVISION_BENCH_CACHE": str(tmp_path),
-        "RAY_AUTH_MODE": "disabled",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.ray", "--quick"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=900,
-        check=False,
-    )
+    done = run_quick("bench.ray", tmp_path, timeout=900, RAY_AUTH_MODE="disabled")
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert re.fullmatch(r"ratios: ray_vs_local=\d+\.\d\d load_vs_embed=\d+\.\d\d", lines[-1]), lines[-1]

@@ -6,34 +6,17 @@ output ends with the figures line. Speed is the benchmark's business, never a te
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.bench_runs import run_quick
 
 
 @pytest.mark.slow
 def test_quick_serve_benchmark_runs_and_ends_with_the_figures(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": str(REPO),
-        "PROVISION_BENCH_CACHE": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.serve", "--quick"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=600,
-        check=False,
-    )
+    done = run_quick("bench.serve", tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     number = r"\d+\.\d"

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
 try:
     import yaml
 
@@ -346,3 +348,32 @@ def run(params: dict[str, Any], action: Any) -> dict[str, Any]:
         if warnings.messages:
             result["warnings"] = warnings.messages
         return result
+
+
+def new_module(argument_spec: dict[str, dict[str, Any]]) -> AnsibleModule:
+    """The module's ``AnsibleModule`` (check mode supported, the connection options' constraints);
+    the task fails at once, with the way out, when ``provisioning`` cannot be imported."""
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE,
+        required_together=CONNECTION_REQUIRED_TOGETHER,
+        supports_check_mode=True,
+    )
+    if not HAS_PROVISIONING:
+        module.fail_json(
+            msg=f"{missing_required_lib('provisioning')} {PROVISIONING_HINT}",
+            exception=PROVISIONING_IMPORT_ERROR,
+        )
+    return module
+
+
+def exit_with(module: AnsibleModule, action: Any) -> None:
+    """:func:`run` ``action`` with the module's parameters and end the task: ``exit_json`` with the
+    result and the library's warnings as Ansible warnings, or ``fail_json`` with the located message."""
+    try:
+        result = run(module.params, action)
+    except TaskFailed as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)

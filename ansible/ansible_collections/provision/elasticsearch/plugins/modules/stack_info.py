@@ -101,17 +101,11 @@ doc_counts:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.provision.elasticsearch.plugins.module_utils.provision import (
     CONNECTION_ARGUMENT_SPEC,
-    CONNECTION_MUTUALLY_EXCLUSIVE,
-    CONNECTION_REQUIRED_TOGETHER,
-    HAS_PROVISIONING,
-    PROVISIONING_HINT,
-    PROVISIONING_IMPORT_ERROR,
     STACK_ARGUMENT_SPEC,
-    TaskFailed,
-    run,
+    exit_with,
+    new_module,
     stack_status,
 )
 
@@ -121,24 +115,7 @@ def argument_spec() -> dict[str, dict[str, Any]]:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE,
-        required_together=CONNECTION_REQUIRED_TOGETHER,
-        supports_check_mode=True,
-    )
-    if not HAS_PROVISIONING:
-        module.fail_json(
-            msg=f"{missing_required_lib('provisioning')} {PROVISIONING_HINT}",
-            exception=PROVISIONING_IMPORT_ERROR,
-        )
-    try:
-        result = run(module.params, stack_status)
-    except TaskFailed as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    exit_with(new_module(argument_spec()), stack_status)
 
 
 if __name__ == "__main__":
