@@ -353,24 +353,14 @@ class Searcher:
         if spec_name not in self.stack.spec.models:
             raise SearchError(f"model {spec_name!r} is not declared in {self.stack.path.name}")
         ref = model_ref(self.stack.spec.models[spec_name])
-        if via == "infer":
-            vector = self.embed_text(text, ref)
-            return self.knn(
-                index=index,
-                field=field,
-                k=k,
-                num_candidates=default_num_candidates(k),
-                query_vector=vector,
-                filter=filter,
-                min_score=min_score,
-                query=text,
-                kind="text",
-            )
+        # via "infer": the vector from _infer, sent with the query; otherwise built in the search
+        vector = self.embed_text(text, ref) if via == "infer" else None
         return self.knn(
             index=index,
             field=field,
             k=k,
             num_candidates=default_num_candidates(k),
+            query_vector=vector,
             builder_ref=ref,
             text=text,
             filter=filter,
