@@ -34,6 +34,7 @@ from provisioning.cli.options import (
     open_stack,
     output_option,
     plan_printer,
+    print_result,
     progress_bar,
     result_printer,
     stack_argument,
@@ -98,10 +99,7 @@ def validate(stack: Path, output: str) -> None:
         click.echo(f"{stack}: invalid ({count} problem{'s' if count != 1 else ''})", err=True)
         sys.exit(EXIT_FAILURE)
     document, text = render_validation(stack, loaded)
-    if output == "json":
-        emit_json(document)
-    else:
-        click.echo(text)
+    print_result(output, lambda: document, lambda: text)
 
 
 @cli.command()
@@ -127,10 +125,7 @@ def plan(
 
     loaded = open_stack(stack)
     the_plan = make_plan(loaded, connection.open(loaded), adopt=adopt, include_data=include_data)
-    if output == "json":
-        emit_json(the_plan.to_json())
-    else:
-        click.echo(render_plan(the_plan))
+    print_result(output, the_plan.to_json, lambda: render_plan(the_plan))
     if not the_plan.applicable:
         sys.exit(EXIT_FAILURE)
     if detailed_exitcode and the_plan.has_changes:
@@ -202,14 +197,8 @@ def apply(
         ray_address=ray_address,
     )
     report = converge(loaded, connection.open(loaded), options)
-    if text:
-        rendered = render_converge(report)
-        if rendered:
-            click.echo(rendered)
-        if report.stopped_at in ("plan", "ingest") and report.error:
-            click.echo(f"error: {report.error}", err=True)
-    else:
-        emit_json(report.to_json())
+    shown_error = report.error if report.stopped_at in ("plan", "ingest") else None
+    print_result(output, report.to_json, lambda: render_converge(report), shown_error)
     sys.exit(EXIT_OK if report.ok else EXIT_FAILURE)
 
 
@@ -238,13 +227,9 @@ def destroy(stack: Path, output: str, yes: bool, include_data: bool, connection:
         on_change=result_printer,
     )
     report = destroy_stack(loaded, connection.open(loaded), options)
-    if text:
-        if report.apply is not None:
-            click.echo(render_apply(report.apply))
-        if report.error:
-            click.echo(f"error: {report.error}", err=True)
-    else:
-        emit_json(report.to_json())
+    print_result(
+        output, report.to_json, lambda: render_apply(report.apply) if report.apply else "", report.error
+    )
     sys.exit(EXIT_OK if report.ok else EXIT_FAILURE)
 
 
@@ -259,10 +244,7 @@ def status(stack: Path, output: str, connection: Connection) -> None:
 
     loaded = open_stack(stack)
     report = stack_status(loaded, connection.open(loaded))
-    if output == "json":
-        emit_json(report.to_json())
-    else:
-        click.echo(render_status(report))
+    print_result(output, report.to_json, lambda: render_status(report))
 
 
 @cli.command()
@@ -367,10 +349,7 @@ def ingest(
                 )
         finally:
             cluster.close()
-    if output == "json":
-        emit_json(report.to_dict())
-    else:
-        click.echo(render_ingest(report))
+    print_result(output, report.to_dict, lambda: render_ingest(report))
     if not report.ok:
         raise Failed(report.problem or "ingest failed")
 
@@ -387,10 +366,7 @@ def verify(stack: Path, names: tuple[str, ...], output: str, connection: Connect
 
     loaded = open_stack(stack)
     report = run_smoke_tests(loaded, connection.open(loaded), names or None)
-    if output == "json":
-        emit_json(report.to_json())
-    else:
-        click.echo(render_verify(report))
+    print_result(output, report.to_json, lambda: render_verify(report))
     if not report.ok:
         sys.exit(EXIT_FAILURE)
 
@@ -431,10 +407,7 @@ def search(
     result = run_search(
         loaded, connection.open(loaded), text=text, image=image, k=k, index=index, model=model, via=via
     )
-    if output == "json":
-        emit_json(result.to_json())
-    else:
-        click.echo(render_search(result))
+    print_result(output, result.to_json, lambda: render_search(result))
 
 
 @cli.command()

@@ -47,6 +47,21 @@ def emit_json(document: JsonValue) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=False, default=str))
 
 
+def print_result(
+    output: str, document: Callable[[], JsonValue], render: Callable[[], str], error: str | None = None
+) -> None:
+    """A command's result: with ``--output json`` the one JSON document on stdout; otherwise the text
+    rendering (when there is one) on stdout and ``error: <error>`` on stderr."""
+    if output == "json":
+        emit_json(document())
+        return
+    rendered = render()
+    if rendered:
+        click.echo(rendered)
+    if error:
+        click.echo(f"error: {error}", err=True)
+
+
 def output_option(func: Callable[P, R]) -> Callable[P, R]:
     return click.option(
         "--output",
