@@ -354,6 +354,7 @@ class Searcher:
             raise SearchError(f"model {spec_name!r} is not declared in {self.stack.path.name}")
         ref = model_ref(self.stack.spec.models[spec_name])
         # via "infer": the vector from _infer, sent with the query; otherwise built in the search
+        # (only then is an error of the search the model's)
         vector = self.embed_text(text, ref) if via == "infer" else None
         return self.knn(
             index=index,
@@ -361,7 +362,7 @@ class Searcher:
             k=k,
             num_candidates=default_num_candidates(k),
             query_vector=vector,
-            builder_ref=ref,
+            builder_ref=ref if vector is None else None,
             text=text,
             filter=filter,
             min_score=min_score,

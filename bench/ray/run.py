@@ -157,7 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         client.close()
 
     whole = {
-        name: Result(name, r.images, r.model_load_s + r.seconds if name == "local" else r.seconds, 0, 0, 0)
+        name: Result(
+            name,
+            r.images,
+            r.model_load_s + r.seconds if name == "local" else r.seconds,
+            r.model_load_s,
+            r.peak_rss_mb,
+            r.wall_s,
+        )
         for name, r in (("local", local), ("ray", ray))
     }
     steady = {

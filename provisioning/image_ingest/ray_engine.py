@@ -2,7 +2,7 @@
 
 ::
 
-    driver   scan (the listing: one row per file, in scan order) ──────────────────────────────┐
+    driver   scan (the listing: one row per file, in scan order, blocks of one encoder batch) ─┐
     tasks    identify: SHA-256 of each file, ``_mget`` of the ids (own client per worker)      │ rows
     actor    dedup: the first file with an id keeps it (rows arrive in scan order)             │ in
     tasks    decode + prepare (draft JPEG decoding, bomb guard; the local engine's code)       │ scan
@@ -269,10 +269,11 @@ def run_job(
     batch_size = job.batch_size or spec.batch_size
     try:
         if listing:
-            dataset = _ingest_dataset(
-                ray, stack, name, job, sink, listing, preparation, fingerprint, full, prune
-            )
-            _drive(dataset, tally)
+            with _data_context(ray):  # a dataset takes the settings current when it is made
+                dataset = _ingest_dataset(
+                    ray, stack, name, job, sink, listing, preparation, fingerprint, full, prune
+                )
+                _drive(dataset, tally)
     finally:
         if progress is not None:
             progress.finish()

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 Batch = dict[str, Any]  # column name -> numpy array (Ray Data's "numpy" batch format)
 Rows = dict[str, list[Any]]  # the same, as Python lists while a stage works on it
+MGET_IDS = 1000  # ids per _mget when checking which files the sink holds
 
 # Every column a row carries from identification to the driver, with its empty value.
 BASE: dict[str, Any] = {
@@ -140,7 +141,9 @@ def mark_existing(rows: Rows, sink: Sink, *, full: bool) -> None:
             if state in ("new", "ready")
         }
     )
-    existing = sink.existing_ids(candidates)
+    existing: set[str] = set()
+    for start in range(0, len(candidates), MGET_IDS):  # a bounded request however large the block
+        existing |= sink.existing_ids(candidates[start : start + MGET_IDS])
     for i, doc_id in enumerate(rows["_id"]):
         if rows["state"][i] in ("new", "ready") and doc_id in existing:
             rows["state"][i] = "existing"

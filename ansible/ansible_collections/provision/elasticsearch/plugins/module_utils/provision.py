@@ -5,7 +5,8 @@ inline mapping), connecting, and turning the ``provisioning`` library's reports 
 
 The modules call the library in the module's own Python (``ansible_python_interpreter``): nothing
 here starts a subprocess. Functions here take plain values and return plain data, or raise
-:class:`TaskFailed` (message and partial result); only the modules talk to ``AnsibleModule``.
+:class:`TaskFailed` (message and partial result); only :func:`new_module` and :func:`exit_with`, which
+every module uses to start and to end its task, talk to ``AnsibleModule``.
 """
 
 from __future__ import annotations

@@ -149,6 +149,7 @@ issues:
 
 from typing import Any
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.provision.elasticsearch.plugins.module_utils.provision import (
     CONNECTION_ARGUMENT_SPEC,
     STACK_ARGUMENT_SPEC,
@@ -172,7 +173,7 @@ def argument_spec() -> dict[str, dict[str, Any]]:
 
 
 def main() -> None:
-    module = new_module(argument_spec())
+    module: AnsibleModule = new_module(argument_spec())
     params = module.params
     action = present if params["state"] == "present" else absent
 

@@ -101,6 +101,7 @@ doc_counts:
 
 from typing import Any
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.provision.elasticsearch.plugins.module_utils.provision import (
     CONNECTION_ARGUMENT_SPEC,
     STACK_ARGUMENT_SPEC,
@@ -115,7 +116,8 @@ def argument_spec() -> dict[str, dict[str, Any]]:
 
 
 def main() -> None:
-    exit_with(new_module(argument_spec()), stack_status)
+    module: AnsibleModule = new_module(argument_spec())
+    exit_with(module, stack_status)
 
 
 if __name__ == "__main__":
