@@ -15,12 +15,11 @@ from pathlib import Path
 from provisioning.embedding.encoders import Encoder
 from provisioning.embedding.fingerprint import EncoderFingerprint
 from provisioning.image_ingest.errors import IngestError
-from provisioning.image_ingest.job import JobRun
 from provisioning.image_ingest.progress import Progress
 from provisioning.image_ingest.report import IngestReport, JobReport
-from provisioning.image_ingest.run import job_names, note_ray_encoder, stack_encoder
+from provisioning.image_ingest.run import job_names, run_job_on_engine
 from provisioning.image_ingest.shards import ShardMeta
-from provisioning.image_ingest.sinks import ParquetSink
+from provisioning.image_ingest.sinks import ParquetSink, Sink
 from provisioning.image_ingest.tolerance import FailureTolerance
 from provisioning.json_types import to_json_object
 from provisioning.mappings import find_field
@@ -53,41 +52,29 @@ def export_embeddings(
     for name in job_names(stack, jobs):
         job = stack.spec.ingest[name]
         folder = directory / name
-        if (engine or job.engine) == "ray":
-            from provisioning.image_ingest import ray_engine
 
-            fingerprint = ray_engine.vectors_fingerprint(stack, job.encoder)
-            sink = ParquetSink(folder, _meta(stack, name, fingerprint, None))
-            outcome = ray_engine.run_job(
-                stack,
-                name,
-                sink,
-                full=full,
-                prune=False,
-                progress=progress,
-                address=ray_address,
-                index_roots=[],
-                mode="export",
-            )
-            job_report = outcome.report
-            note_ray_encoder(report, outcome.encoder)
-        else:
-            encoder = stack_encoder(stack, name, report, loaded)
-            if encoder.fingerprint is None:  # pragma: no cover - load_encoder always fingerprints
-                raise IngestError(f"encoder '{job.encoder}' has no fingerprint to record in the shards")
-            sink = ParquetSink(folder, _meta(stack, name, encoder.fingerprint, encoder.dims))
-            run = JobRun(
-                name,
-                job,
-                stack.resolve(job.source.path),
-                sink,
-                encoder,
-                full=full,
-                prune=False,
-                index_roots=[],
-                progress=progress,
-            )
-            job_report = run.run()
+        def sink_for(
+            fingerprint: EncoderFingerprint | None, dims: int | None, name: str = name, folder: Path = folder
+        ) -> Sink:
+            """The job's shards, their metadata naming the encoder that embeds them."""
+            if fingerprint is None:  # pragma: no cover - load_encoder always fingerprints
+                raise IngestError(f"encoder of job '{name}' has no fingerprint to record in the shards")
+            return ParquetSink(folder, _meta(stack, name, fingerprint, dims))
+
+        job_report = run_job_on_engine(
+            stack,
+            name,
+            sink_for,
+            report,
+            loaded,
+            engine=engine,
+            full=full,
+            prune=False,
+            index_roots=[],
+            progress=progress,
+            ray_address=ray_address,
+            mode="export",
+        ).report
         _as_export(job_report, folder)
         job_report.max_failed = max_failed or FailureTolerance.parse(job.max_failed)
         report.jobs.append(job_report)

@@ -33,7 +33,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,7 +224,7 @@ def vectors_fingerprint(stack: Stack, encoder: str) -> EncoderFingerprint:
 def run_job(
     stack: Stack,
     name: str,
-    sink: Sink,
+    sink_for: Callable[[EncoderFingerprint], Sink],
     *,
     full: bool,
     prune: bool,
@@ -233,8 +233,9 @@ def run_job(
     index_roots: Sequence[Path],
     mode: str = "ingest",
 ) -> RayRun:
-    """Run ingest job ``name`` on Ray into ``sink``; the same report as the local engine's
-    (``engine`` ``ray``). Raises IngestError, EncoderError, EncoderMismatchError."""
+    """Run ingest job ``name`` on Ray into the sink ``sink_for`` makes from the encoder's fingerprint
+    (read once, without loading the model when its directory tells); the same report as the local
+    engine's (``engine`` ``ray``). Raises IngestError, EncoderError, EncoderMismatchError."""
     ray = _ray()
     job = stack.spec.ingest[name]
     root = stack.resolve(job.source.path)
@@ -243,6 +244,7 @@ def run_job(
         raise IngestError(f"ingest job '{name}' names encoder '{job.encoder}', which is not declared")
     spec = stack.spec.encoders[job.encoder]
     fingerprint = vectors_fingerprint(stack, job.encoder)
+    sink = sink_for(fingerprint)
     report = JobReport(name, job.index, str(root), job.encoder, full, engine="ray", mode=mode)
     report.vectors = fingerprint.describe()
     decision = sink.check_encoder(name, job.encoder, fingerprint, full=full)

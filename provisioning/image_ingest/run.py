@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
@@ -20,8 +22,8 @@ from provisioning.image_ingest.encoder_record import EncoderRecord, write_record
 from provisioning.image_ingest.errors import IngestError
 from provisioning.image_ingest.job import JobRun
 from provisioning.image_ingest.progress import Progress
-from provisioning.image_ingest.report import EncoderLoad, IngestReport
-from provisioning.image_ingest.sinks import ElasticsearchSink
+from provisioning.image_ingest.report import EncoderLoad, IngestReport, JobReport
+from provisioning.image_ingest.sinks import ElasticsearchSink, Sink
 from provisioning.image_ingest.tolerance import FailureTolerance
 from provisioning.mappings import find_field
 from provisioning.stackfile.ray_schema import Engine
@@ -58,6 +60,75 @@ def note_ray_encoder(report: IngestReport, load: EncoderLoad | None) -> None:
     """List the encoder a Ray job's actors loaded (once per encoder)."""
     if load is not None and all(known.name != load.name for known in report.encoders):
         report.encoders.append(load)
+
+
+SinkFactory = Callable[[EncoderFingerprint | None, int | None], Sink]
+"""Makes a job's sink from its encoder's fingerprint and vector dims (None where not known yet)."""
+
+
+def fixed_sink(sink: Sink) -> SinkFactory:
+    """A factory that gives ``sink`` whatever the encoder (an index is the same sink for any)."""
+    return lambda _fingerprint, _dims: sink
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """One job's run: its report, whether it replaced another encoder's vectors (``full``), and the
+    fingerprint of the encoder that embedded."""
+
+    report: JobReport
+    replacing: bool
+    fingerprint: EncoderFingerprint | None
+
+
+def run_job_on_engine(
+    stack: Stack,
+    name: str,
+    sink_for: SinkFactory,
+    report: IngestReport,
+    loaded: dict[str, Encoder],
+    *,
+    engine: Engine | None,
+    full: bool,
+    prune: bool,
+    index_roots: Sequence[Path],
+    progress: Progress | None,
+    ray_address: str | None,
+    mode: str = "ingest",
+) -> JobOutcome:
+    """Run job ``name`` into the sink ``sink_for`` makes, on ``engine`` (default the job's): on Ray
+    (:func:`.ray_engine.run_job`), or here (:class:`.job.JobRun`) with the encoder loaded once per run
+    into ``loaded``; the encoder is listed in ``report``. Raises what those raise."""
+    job = stack.spec.ingest[name]
+    if (engine or job.engine) == "ray":
+        from provisioning.image_ingest import ray_engine
+
+        ran = ray_engine.run_job(
+            stack,
+            name,
+            lambda fingerprint: sink_for(fingerprint, None),
+            full=full,
+            prune=prune,
+            progress=progress,
+            address=ray_address,
+            index_roots=index_roots,
+            mode=mode,
+        )
+        note_ray_encoder(report, ran.encoder)
+        return JobOutcome(ran.report, ran.replacing, _fingerprint(ran.encoder))
+    encoder = stack_encoder(stack, name, report, loaded)
+    run = JobRun(
+        name,
+        job,
+        stack.resolve(job.source.path),
+        sink_for(encoder.fingerprint, encoder.dims),
+        encoder,
+        full=full,
+        prune=prune,
+        index_roots=index_roots,
+        progress=progress,
+    )
+    return JobOutcome(run.run(), run.replacing, encoder.fingerprint)
 
 
 def run_ingest(
@@ -104,53 +175,29 @@ def run_ingest(
         ]
         pruning = job.prune if prune is None else prune
         encoding = vector_encoding(stack, job, base64_vectors)
-        if (engine or job.engine) == "ray":
-            from provisioning.image_ingest import ray_engine
-
-            sink = ElasticsearchSink(
-                job.index,
-                job.bulk,
-                pipeline=job.pipeline,
-                vector_field=job.vector_field,
-                vector_encoding=encoding,
-                client=client,
-                connection=connection or ConnectionOptions.resolve(stack.spec.cluster),
-            )
-            outcome = ray_engine.run_job(
-                stack,
-                name,
-                sink,
-                full=full,
-                prune=pruning,
-                progress=progress,
-                address=ray_address,
-                index_roots=index_roots,
-            )
-            job_report, replaced = outcome.report, outcome.replacing
-            note_ray_encoder(report, outcome.encoder)
-            fingerprint = _fingerprint(outcome.encoder)
-        else:
-            encoder = stack_encoder(stack, name, report, loaded)
-            sink = ElasticsearchSink(
-                job.index,
-                job.bulk,
-                pipeline=job.pipeline,
-                vector_field=job.vector_field,
-                client=client,
-                vector_encoding=encoding,
-            )
-            run = JobRun(
-                name,
-                job,
-                stack.resolve(job.source.path),
-                sink,
-                encoder,
-                full=full,
-                prune=pruning,
-                index_roots=index_roots,
-                progress=progress,
-            )
-            job_report, replaced, fingerprint = run.run(), run.replacing, encoder.fingerprint
+        sink = ElasticsearchSink(
+            job.index,
+            job.bulk,
+            pipeline=job.pipeline,
+            vector_field=job.vector_field,
+            vector_encoding=encoding,
+            client=client,
+            connection=connection or ConnectionOptions.resolve(stack.spec.cluster),
+        )
+        outcome = run_job_on_engine(
+            stack,
+            name,
+            fixed_sink(sink),
+            report,
+            loaded,
+            engine=engine,
+            full=full,
+            prune=pruning,
+            index_roots=index_roots,
+            progress=progress,
+            ray_address=ray_address,
+        )
+        job_report, replaced, fingerprint = outcome.report, outcome.replacing, outcome.fingerprint
         job_report.max_failed = max_failed or FailureTolerance.parse(job.max_failed)
         report.jobs.append(job_report)
         if replaced:
