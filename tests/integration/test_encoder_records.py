@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,24 @@ def _load(directory: Path, body: dict[str, Any]) -> provisioning.Stack:
     return provisioning.load_stack(path, {})
 
 
+@contextmanager
+def _applied(
+    target: Target, model: Path, tmp_path: Path, photos: int
+) -> Iterator[tuple[dict[str, Any], provisioning.Stack, provisioning.Cluster, str]]:
+    """A stack of its own over ``photos`` small JPEGs, applied (nothing ingested yet): its body, the
+    loaded stack, a connection and its index; everything it made is destroyed after."""
+    name = f"records-{uuid.uuid4().hex[:8]}"
+    _photos(tmp_path / "photos", photos)
+    body = _body(name, model, tmp_path / "photos", target.url)
+    stack = _load(tmp_path, body)
+    cluster = connect(target.url)
+    assert provisioning.apply(provisioning.plan(stack, cluster), cluster).ok
+    try:
+        yield body, stack, cluster, f"{name}-images"
+    finally:
+        provisioning.destroy(stack, cluster, provisioning.DestroyOptions(include_data=True))
+
+
 def _photos(folder: Path, count: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
@@ -73,14 +93,7 @@ def _record(es: Elasticsearch, index: str) -> EncoderRecord:
 def test_another_encoder_is_refused_until_full_reembeds(
     es: Elasticsearch, es_target: Target, tiny_model: Path, tmp_path: Path
 ) -> None:
-    name = f"records-{uuid.uuid4().hex[:8]}"
-    index = f"{name}-images"
-    _photos(tmp_path / "photos", 6)
-    torch_body = _body(name, tiny_model, tmp_path / "photos", es_target.url)
-    stack = _load(tmp_path, torch_body)
-    cluster = connect(es_target.url)
-    assert provisioning.apply(provisioning.plan(stack, cluster), cluster).ok
-    try:
+    with _applied(es_target, tiny_model, tmp_path, 6) as (torch_body, stack, cluster, index):
         first = run_ingest(stack, es)
         assert first.ok and first.jobs[0].indexed == 6
         recorded = _record(es, index)
@@ -128,20 +141,12 @@ def test_another_encoder_is_refused_until_full_reembeds(
         # Now the old torch stack is the one refused.
         with pytest.raises(EncoderMismatchError, match="onnx fp32"):
             run_ingest(stack, es)
-    finally:
-        provisioning.destroy(stack, cluster, provisioning.DestroyOptions(include_data=True))
 
 
 def test_an_unfinished_full_run_keeps_refusing_incremental_ingest(
     es: Elasticsearch, es_target: Target, tiny_model: Path, tmp_path: Path
 ) -> None:
-    name = f"records-{uuid.uuid4().hex[:8]}"
-    index = f"{name}-images"
-    _photos(tmp_path / "photos", 4)
-    stack = _load(tmp_path, _body(name, tiny_model, tmp_path / "photos", es_target.url))
-    cluster = connect(es_target.url)
-    assert provisioning.apply(provisioning.plan(stack, cluster), cluster).ok
-    try:
+    with _applied(es_target, tiny_model, tmp_path, 4) as (_, stack, cluster, index):
         assert run_ingest(stack, es).ok
         recorded = _record(es, index)
         # What a --full run killed half-way leaves: its encoder recorded, replacing another's vectors.
@@ -163,21 +168,12 @@ def test_an_unfinished_full_run_keeps_refusing_incremental_ingest(
         assert finished.ok and finished.jobs[0].indexed == 4
         assert _record(es, index).replacing is None
         assert run_ingest(stack, es).jobs[0].already_indexed == 4
-    finally:
-        provisioning.destroy(stack, cluster, provisioning.DestroyOptions(include_data=True))
 
 
 def test_apply_keeps_the_record_when_it_rewrites_the_mapping_meta(
     es: Elasticsearch, es_target: Target, tiny_model: Path, tmp_path: Path
 ) -> None:
-    name = f"records-{uuid.uuid4().hex[:8]}"
-    index = f"{name}-images"
-    _photos(tmp_path / "photos", 3)
-    body = _body(name, tiny_model, tmp_path / "photos", es_target.url)
-    stack = _load(tmp_path, body)
-    cluster = connect(es_target.url)
-    assert provisioning.apply(provisioning.plan(stack, cluster), cluster).ok
-    try:
+    with _applied(es_target, tiny_model, tmp_path, 3) as (body, stack, cluster, index):
         assert run_ingest(stack, es).ok
         recorded = _record(es, index)
         assert provisioning.plan(stack, cluster).changes == []  # the record is not drift
@@ -189,8 +185,6 @@ def test_apply_keeps_the_record_when_it_rewrites_the_mapping_meta(
         assert [(c.action, c.address) for c in plan.changes] == [("update", f"index/{index}")]
         assert provisioning.apply(plan, cluster).ok
         meta = es.indices.get_mapping(index=index)[index]["mappings"]["_meta"]
-        assert meta["stack"] == name and META_KEY in meta  # ownership rewritten, record kept
+        assert meta["stack"] == stack.spec.name and META_KEY in meta  # ownership rewritten, record kept
         assert _record(es, index) == recorded
         assert run_ingest(grown_stack, es).jobs[0].already_indexed == 3
-    finally:
-        provisioning.destroy(stack, cluster, provisioning.DestroyOptions(include_data=True))

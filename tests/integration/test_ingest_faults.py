@@ -7,10 +7,6 @@ These need the sandbox (its fault injection), each in a private instance.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +23,7 @@ from provisioning.cluster import ConnectionOptions, build_client
 from provisioning.image_ingest import run_ingest
 from provisioning.stackfile import load_stack
 from tests.conftest import sandbox_config
+from tests.integration.interrupted_runs import ingest_process, kill_after
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_BACKOFF = {"initial_backoff": 0.05, "max_backoff": 0.5, "max_retries": 10}
@@ -50,27 +47,11 @@ def _all_docs(client: Elasticsearch, index: str) -> list[dict[str, Any]]:
     return [hit["_source"] | {"_id": hit["_id"]} for hit in hits["hits"]["hits"]]
 
 
-def _count(client: Elasticsearch, index: str) -> int:
-    client.indices.refresh(index=index)
-    return int(client.count(index=index)["count"])
-
-
 @pytest.fixture
 def slow_sandbox() -> Iterator[SandboxServer]:
     """Every request takes 40 ms more: long enough an ingest run to kill it in the middle."""
     with SandboxServer(sandbox_config(faults=Faults(latency_ms=40))) as server:
         yield server
-
-
-def _ingest_process(stack: Path, url: str, output: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
-    with output.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "provisioning", "ingest", str(stack), "--output", "json", "--es-url", url],
-            stdout=out,
-            env=env,
-            cwd=REPO,
-        )
 
 
 @pytest.mark.slow
@@ -92,22 +73,13 @@ def test_sigkill_in_the_middle_then_rerun_resumes_without_reembedding(
         bulk={"chunk_size": 2},
     )
 
-    killed = _ingest_process(stack, slow_sandbox.url, tmp_path / "first.json")
-    deadline = time.monotonic() + 120
-    try:
-        while _count(client, index) < 4:
-            assert killed.poll() is None, "the first run ended before it could be killed"
-            assert time.monotonic() < deadline, "the first run indexed nothing within two minutes"
-            time.sleep(0.02)
-        killed.send_signal(signal.SIGKILL)
-    finally:
-        killed.wait(30)
-    assert killed.returncode == -signal.SIGKILL
+    killed = ingest_process(stack, slow_sandbox.url, tmp_path / "first.json")
+    kill_after(killed, client, index, 4, within_s=120)
     time.sleep(0.5)  # a bulk request in flight when the client died still completes on the server
     before = {doc["relative_path"] for doc in _all_docs(client, index)}
     assert 0 < len(before) < len(names), "the kill did not land in the middle of the run"
 
-    rerun = _ingest_process(stack, slow_sandbox.url, tmp_path / "second.json")
+    rerun = ingest_process(stack, slow_sandbox.url, tmp_path / "second.json")
     assert rerun.wait(300) == 0
     job = json.loads((tmp_path / "second.json").read_text())["jobs"][0]
     assert job["scanned"] == len(names)

@@ -7,10 +7,6 @@ an export to Parquet followed by ``--from`` gives the index a direct ingest give
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,6 +28,7 @@ from provisioning.image_ingest.report import IngestReport
 from provisioning.stackfile import load_stack
 from provisioning.stackfile.stack import Stack
 from tests.conftest import sandbox_config
+from tests.integration.interrupted_runs import count_documents, ingest_process, kill_after
 from tests.integration.ray_support import ray_instance
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,19 +177,6 @@ def slow_sandbox() -> Iterator[SandboxServer]:
         yield server
 
 
-def _count(client: Elasticsearch, index: str) -> int:
-    client.indices.refresh(index=index)
-    return int(client.count(index=index)["count"])
-
-
-def _driver(stack: Path, url: str, address: str, output: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": "disabled"}
-    command = [sys.executable, "-m", "provisioning", "ingest", str(stack), "--engine", "ray"]
-    command += ["--ray-address", address, "--output", "json", "--es-url", url]
-    with output.open("wb") as out:
-        return subprocess.Popen(command, stdout=out, env=env, cwd=REPO)
-
-
 @pytest.mark.slow
 def test_driver_killed_midway_then_rerun_leaves_one_document_per_image(
     ray_address: str, slow_sandbox: SandboxServer, tmp_path: Path
@@ -215,22 +199,18 @@ def test_driver_killed_midway_then_rerun_leaves_one_document_per_image(
         url=slow_sandbox.url,
         bulk={"chunk_size": 2},
     )
-    killed = _driver(stack, slow_sandbox.url, ray_address, tmp_path / "first.json")
-    deadline = time.monotonic() + 240
-    try:
-        while _count(client, index) < 4:
-            assert killed.poll() is None, "the first run ended before it could be killed"
-            assert time.monotonic() < deadline, "the first run indexed nothing within four minutes"
-            time.sleep(0.05)
-        killed.send_signal(signal.SIGKILL)
-    finally:
-        killed.wait(30)
-    assert killed.returncode == -signal.SIGKILL
+    ray_args = ("--engine", "ray", "--ray-address", ray_address)
+    killed = ingest_process(
+        stack, slow_sandbox.url, tmp_path / "first.json", *ray_args, RAY_AUTH_MODE="disabled"
+    )
+    kill_after(killed, client, index, 4, within_s=240)
     time.sleep(3)  # Ray ends the dead driver's workers; a bulk request in flight still completes
-    before = _count(client, index)
+    before = count_documents(client, index)
     assert 0 < before < len(names), "the kill did not land in the middle of the run"
 
-    rerun = _driver(stack, slow_sandbox.url, ray_address, tmp_path / "second.json")
+    rerun = ingest_process(
+        stack, slow_sandbox.url, tmp_path / "second.json", *ray_args, RAY_AUTH_MODE="disabled"
+    )
     assert rerun.wait(400) == 0, (tmp_path / "second.json").read_text()
     job = json.loads((tmp_path / "second.json").read_text())["jobs"][0]
     assert job["engine"] == "ray" and job["scanned"] == len(names)
