@@ -46,5 +46,8 @@ def test_quickstart_converges_and_is_destroyed(emulated: SandboxServer, tmp_path
     finally:
         destroyed = provisioning.destroy(stack, cluster, provisioning.DestroyOptions(include_data=True))
     assert destroyed.ok, destroyed.to_json()
-    remaining = {c.address for c in provisioning.plan(stack, cluster).changes if c.action != "create"}
+    after = provisioning.plan(stack, cluster).changes
+    assert after, "destroy left everything in place"
+    remaining = {c.address for c in after if c.action != "create"}
     assert remaining == set(), remaining
+    assert not any(cluster.client.indices.exists(index=name) for name in stack.spec.indices)

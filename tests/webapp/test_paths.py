@@ -4,14 +4,15 @@ leaves it (``..``, absolute, a symbolic link out, encoded variants) and URLs tha
 from __future__ import annotations
 
 import http.client
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
+import provisioning
 from tests.webapp.conftest import Served
 
 INDEX = "quickstart-images"
@@ -132,9 +133,20 @@ def test_static_files_are_served(served: Served) -> None:
 
 def test_symlinked_source_folder_itself_is_fine(served: Served, tmp_path: Path) -> None:
     """The folder may itself be reached through a link: containment is checked on resolved paths."""
-    from provisioning.image_files import inside
+    from provisioning.image_files import image_file
 
     link = tmp_path / "linked-samples"
     link.symlink_to(served.samples, target_is_directory=True)
-    assert inside(link.resolve(), "red-circle-000.jpg") == (served.samples / "red-circle-000.jpg").resolve()
-    assert os.path.realpath(link) == str(served.samples.resolve())
+    body = yaml.safe_load(served.stack.path.read_text())
+    job = next(iter(body["ingest"]))
+    body["ingest"][job]["source"]["path"] = str(link)
+    linked_path = tmp_path / "stack.yaml"
+    linked_path.write_text(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+    linked = provisioning.load_stack(linked_path)
+    index = linked.spec.ingest[job].index
+    hits = served.cluster.client.search(
+        index=index, query={"term": {"image_name": "red-circle-000.jpg"}}, source=False
+    )["hits"]["hits"]
+    found = image_file(linked, served.cluster, hits[0]["_id"], index=index)
+    assert found.path == (served.samples / "red-circle-000.jpg").resolve()
+    assert found.relative_path == "red-circle-000.jpg"
