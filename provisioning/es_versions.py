@@ -37,7 +37,6 @@ BBQ_DEFAULT_FROM: Version = (9, 1, 0)
 BBQ_DEFAULT_MIN_DIMS = 384
 SOURCE_EXCLUDES_VECTORS_FROM: Version = (9, 2, 0)
 BASE64_VECTORS_FROM: Version = (9, 3, 0)
-BFLOAT16_FROM: Version = (9, 3, 0)
 BBQ_DISK_DEFAULT_FROM: Version = (9, 4, 0)
 LOOKUP_FROM: Version = (9, 4, 0)
 ENTERPRISE_LICENSES = ("enterprise", "trial")

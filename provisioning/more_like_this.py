@@ -16,7 +16,14 @@ from elasticsearch import ApiError, NotFoundError, TransportError
 
 from provisioning.cluster import Cluster
 from provisioning.es_versions import source_excludes_vectors, supports_lookup
-from provisioning.queries import Searcher, SearchError, SearchResult, UnknownImage, default_num_candidates
+from provisioning.queries import (
+    Searcher,
+    SearchError,
+    SearchResult,
+    UnknownImage,
+    default_num_candidates,
+    source_value,
+)
 from provisioning.query_filters import without_document
 from provisioning.stackfile.stack import Stack
 
@@ -41,12 +48,7 @@ def stored_vector(cluster: Cluster, index: str, doc_id: str, field: str) -> list
         raise UnknownImage(f"no image with id {doc_id!r} in index {index}") from None
     except (ApiError, TransportError) as exc:
         raise cluster.error(exc, f"read the vector of {doc_id} in {index}") from None
-    node: Any = answer.body.get("_source") or {}
-    if field in node:
-        node = node[field]
-    else:
-        for part in field.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+    node = source_value(answer.body.get("_source") or {}, field)
     if not isinstance(node, list) or not node:
         raise SearchError(f"image {doc_id} in index {index} has no vector in field {field}")
     return [float(x) for x in node]

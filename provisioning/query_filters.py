@@ -8,7 +8,7 @@ is an error that lists the choices instead of a query that silently matches noth
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from provisioning.mappings import iter_fields
@@ -40,15 +40,20 @@ def parse_filter(text: str) -> tuple[str, str]:
     return field.strip(), value
 
 
-def term_filter(stack: Stack, index: str, pairs: Iterable[tuple[str, str]]) -> dict[str, Any] | None:
+def term_filter(
+    stack: Stack, index: str, pairs: Iterable[tuple[str, str]], *, allowed: Sequence[str] | None = None
+) -> dict[str, Any] | None:
     """A ``bool`` filter with one ``terms`` clause per pair (all must match), or None for no pairs.
 
     ``terms`` with one value rather than ``term``: the same query, and one that Elastic's OpenAPI
     description of the API validates (its ``term`` value is an ambiguous ``oneOf``).
 
-    Raises FilterError for a field that is not a keyword field of ``index`` or an empty value.
+    ``allowed`` is :func:`keyword_fields` of ``index`` when the caller holds it already (the mapping
+    is composed from the stack's templates otherwise). Raises FilterError for a field that is not a
+    keyword field of ``index`` or an empty value.
     """
-    allowed = keyword_fields(stack, index)
+    if allowed is None:
+        allowed = keyword_fields(stack, index)
     terms: list[dict[str, Any]] = []
     for field, value in pairs:
         if field not in allowed:

@@ -122,7 +122,7 @@ class SearchService:
         field_name, value = (values.get("filter_field") or "").strip(), values.get("filter_value") or ""
         if field_name and value.strip():
             pairs.append((field_name, value.strip()))
-        term_filter(self.stack, self.index, pairs)  # FilterError (400) for a field that is not allowed
+        self._filter(pairs)  # FilterError (400) for a field that is not allowed
         return QueryOptions(k, min_score, tuple(pairs))
 
     def check_id(self, doc_id: str) -> str:
@@ -141,8 +141,8 @@ class SearchService:
         return text
 
     # -- queries -------------------------------------------------------------------------------------
-    def _filter(self, options: QueryOptions) -> dict[str, Any] | None:
-        return term_filter(self.stack, self.index, options.filters)
+    def _filter(self, pairs: Iterable[tuple[str, str]]) -> dict[str, Any] | None:
+        return term_filter(self.stack, self.index, pairs, allowed=self.fields)
 
     def text(self, text: str, options: QueryOptions) -> Timed:
         started = time.perf_counter()
@@ -150,7 +150,7 @@ class SearchService:
             self.check_text(text),
             k=options.k,
             index=self.index,
-            filter=self._filter(options),
+            filter=self._filter(options.filters),
             min_score=options.min_score,
         )
         return Timed(result, (time.perf_counter() - started) * 1000)
@@ -161,7 +161,7 @@ class SearchService:
             data,
             k=options.k,
             index=self.index,
-            filter=self._filter(options),
+            filter=self._filter(options.filters),
             min_score=options.min_score,
             name=name,
         )
@@ -175,7 +175,7 @@ class SearchService:
             self.check_id(doc_id),
             k=options.k,
             index=self.index,
-            filter=self._filter(options),
+            filter=self._filter(options.filters),
             min_score=options.min_score,
             searcher=self.searcher,
         )

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from PIL import Image
 
 from provisioning.image_files import ImageFile
-from provisioning.image_ingest.decode import ImageDecodeError, decode_image, read_file
+from provisioning.image_ingest.decode import ImageDecodeError, open_image
 from provisioning.queries import QueryImageError
 
 THUMBNAIL_SIDE = 256
@@ -49,7 +49,7 @@ class Thumbnails:
 
     def _make(self, image: ImageFile) -> bytes:
         try:
-            decoded = decode_image(read_file(image.path), min_size=self.side)
+            decoded = open_image(image.path, min_size=self.side)
         except ImageDecodeError as exc:
             raise QueryImageError(exc.kind, f"image {image.relative_path} cannot be shown: {exc}") from None
         picture = decoded.image.copy()

@@ -80,11 +80,6 @@ class ConvertedModel:
     fingerprint: EncoderFingerprint
     build_s: float  # seconds the conversion took when it was built
 
-    @property
-    def size_bytes(self) -> int:
-        """Bytes of the model's files (graph and weights)."""
-        return sum(p.stat().st_size for p in self.directory.iterdir() if p.name.startswith("model."))
-
 
 @contextlib.contextmanager
 def silenced() -> Iterator[Path]:

@@ -150,11 +150,6 @@ class EncoderFingerprint:
         facts: JsonObject = {"vectors": self.vectors_id, "toolchain": toolchain, "recipe": self.recipe}
         return _hash(facts, 32)
 
-    @property
-    def converted(self) -> bool:
-        """Whether the encoder runs a converted model (anything but torch fp32)."""
-        return self.runtime != "torch"
-
     def describe(self) -> str:
         """For messages: ``onnx int8 of sha256:1a2b3c4d5e6f (vectors 0123456789abcdef)``."""
         source = self.source

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,7 @@ def load_encoder(
     *,
     batch_size: int | None = None,
     hub_timeout: float = 3.0,
-    calibration: CalibrationSet | None = None,
+    calibration: CalibrationSet | Callable[[], CalibrationSet] | None = None,
     cache: EncoderCache | None = None,
 ) -> Encoder:
     """Load the encoder ``name`` declared by ``spec``; relative paths are relative to ``base_dir``.
@@ -52,8 +53,8 @@ def load_encoder(
     ``batch_size`` overrides the spec's (an ingest job may set its own). ``hub_timeout`` bounds the
     check that the hub answers before a hub source is fetched. For ``runtime: onnx | openvino`` the
     converted model comes from ``cache`` (default: the user's cache folder) or is converted into it,
-    and the quality gate measures it on ``calibration`` (default: generated images) unless its
-    verdict is cached. Raises EncoderError (HubUnavailableError, ConversionError, QualityGateError).
+    and the quality gate measures it on ``calibration`` (default: generated images; a callable is
+    called only when the gate runs) unless its verdict is cached. Raises EncoderError (HubUnavailableError, ConversionError, QualityGateError).
     """
     size = batch_size or spec.batch_size
     if spec.runtime != "torch":
@@ -86,17 +87,28 @@ def load_encoder(
     )
 
 
-def load_stack_encoder(stack: Stack, name: str, *, batch_size: int | None = None) -> Encoder:
-    """The stack's encoder ``name``, gated (when converted) on the stack's own images.
+def load_stack_encoder(
+    stack: Stack, name: str, *, batch_size: int | None = None, threads: int | None = None
+) -> Encoder:
+    """The stack's encoder ``name``, gated (when converted) on the stack's own images; ``threads``
+    applies where the spec sets none.
 
     See :func:`load_encoder`; the quality gate's calibration images come from
-    :func:`~provisioning.embedding.calibration.stack_calibration`. KeyError if it is not declared.
+    :func:`~provisioning.embedding.calibration.stack_calibration`, found only when the gate runs.
+    KeyError if it is not declared.
     """
     from provisioning.embedding.calibration import stack_calibration
 
     spec = stack.spec.encoders[name]
-    calibration = stack_calibration(stack, name) if spec.runtime != "torch" else None
-    return load_encoder(name, spec, stack.base_dir, batch_size=batch_size, calibration=calibration)
+    if spec.threads is None and threads is not None:
+        spec = spec.model_copy(update={"threads": threads})
+    return load_encoder(
+        name,
+        spec,
+        stack.base_dir,
+        batch_size=batch_size,
+        calibration=lambda: stack_calibration(stack, name),
+    )
 
 
 def declared_fingerprint(spec: EncoderSpec, base_dir: Path) -> EncoderFingerprint | None:
@@ -144,7 +156,7 @@ def _load_converted(
     base_dir: Path,
     batch_size: int,
     hub_timeout: float,
-    calibration: CalibrationSet | None,
+    calibration: CalibrationSet | Callable[[], CalibrationSet] | None,
     cache: EncoderCache | None,
 ) -> Encoder:
     """A converted encoder: fingerprint, cached or fresh conversion, quality gate, then the runtime."""
@@ -204,8 +216,9 @@ def _load_converted(
     verdict = store.verdict(fingerprint)
     if verdict is None:
         conversion.counters["gate_runs"] += 1
+        chosen = calibration() if callable(calibration) else calibration
         pixels, description = quality_gate.calibration_pixels(
-            calibration or CalibrationSet(description="generated images", wanted=spec.calibration.images),
+            chosen or CalibrationSet(description="generated images", wanted=spec.calibration.images),
             encoder.prepare,
             encoder.input_size,
         )

@@ -96,10 +96,12 @@ def connect_ray(address: str | None) -> None:
 
 @dataclass
 class RayRun:
-    """What a Ray job run returns beside its report: the encoder actors' load, and whether a ``--full``
+    """What a Ray job run returns beside its report: the fingerprint of its vectors (the driver's,
+    which every actor checked its encoder against), the encoder actors' load, and whether a ``--full``
     run is replacing another encoder's vectors."""
 
     report: JobReport
+    fingerprint: EncoderFingerprint
     encoder: EncoderLoad | None = None
     replacing: bool = False
 
@@ -184,13 +186,8 @@ class _Tally:
 
 def _drive(dataset: Any, tally: _Tally) -> None:
     """Run the dataset, tallying each batch of outcomes; worker errors come back as our own."""
-    try:
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            tally.add(batch)
-    except ProvisionError:
-        raise
-    except Exception as exc:
-        raise _ours(exc) from exc
+    for batch in _batches(dataset):
+        tally.add(batch)
 
 
 def _ours(exc: BaseException) -> ProvisionError:
@@ -285,7 +282,7 @@ def run_job(
     if prune and isinstance(sink, ElasticsearchSink):
         prune_job(sink.client, job, root, index_roots, tally.seen, tally.unreadable, problems, report)
     report.elapsed_s = time.perf_counter() - started
-    return RayRun(report, tally.encoder, decision.replacing)
+    return RayRun(report, fingerprint, tally.encoder, decision.replacing)
 
 
 def _ingest_dataset(
@@ -439,6 +436,7 @@ def _load_rows(
 
 
 def _batches(dataset: Any) -> Iterator[dict[str, Any]]:
+    """The dataset's output blocks as numpy batches; errors raised on workers as the library's own."""
     try:
         yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
     except ProvisionError:

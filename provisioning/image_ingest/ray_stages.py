@@ -299,18 +299,11 @@ class EncodeActor:
         vectors_id: str,
         preparation: Preparation,
     ) -> None:
-        from provisioning.embedding.calibration import stack_calibration
-        from provisioning.embedding.loading import load_encoder
+        from provisioning.embedding.loading import load_stack_encoder
         from provisioning.image_ingest.run import encoder_load
 
-        spec = stack.spec.encoders[name]
-        if spec.threads is None:
-            spec = spec.model_copy(update={"threads": threads})
         started = time.perf_counter()
-        calibration = stack_calibration(stack, name) if spec.runtime != "torch" else None
-        self.encoder: Encoder = load_encoder(
-            name, spec, stack.base_dir, batch_size=batch_size, calibration=calibration
-        )
+        self.encoder: Encoder = load_stack_encoder(stack, name, batch_size=batch_size, threads=threads)
         fingerprint = self.encoder.fingerprint
         if fingerprint is not None and fingerprint.vectors_id != vectors_id:
             raise EncoderError(

@@ -115,7 +115,7 @@ def run_job_on_engine(
             mode=mode,
         )
         note_ray_encoder(report, ran.encoder)
-        return JobOutcome(ran.report, ran.replacing, _fingerprint(ran.encoder))
+        return JobOutcome(ran.report, ran.replacing, ran.fingerprint)
     encoder = stack_encoder(stack, name, report, loaded)
     run = JobRun(
         name,
@@ -207,12 +207,6 @@ def run_ingest(
     finish_replacements(stack, client, names, report, replacing)
     report.elapsed_s = time.perf_counter() - started
     return report
-
-
-def _fingerprint(load: EncoderLoad | None) -> EncoderFingerprint | None:
-    if load is None or load.fingerprint is None:
-        return None
-    return EncoderFingerprint.from_json(load.fingerprint)
 
 
 def refresh_index(client: Elasticsearch, index: str, spec: BulkSpec) -> None:

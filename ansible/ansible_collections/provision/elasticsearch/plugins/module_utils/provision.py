@@ -226,14 +226,6 @@ def _stopped(report: provisioning.ConvergeReport) -> str:
     stage = report.stopped_at
     if report.error:
         return f"stopped at {stage}: {report.error}"
-    if stage == "ingest" and report.ingest is not None:
-        failed = [
-            f"{job.name}: {f.relative_path}: {f.reason}"
-            for job in report.ingest.jobs
-            for f in job.failures
-            if f.stage in ("index", "prune")
-        ]
-        return "stopped at ingest: embedded images were not indexed: " + "; ".join(failed[:10])
     if stage == "verify" and report.verify is not None:
         failed = []
         for res in report.verify.results:
@@ -275,8 +267,9 @@ def present(
     if report.ingest is not None:
         indexed = sum(job.indexed + job.pruned for job in report.ingest.jobs)
     result = {"changed": bool(writes or indexed), "plan": report.plan.to_json()}
+    document = report.to_json()
     for stage in ("apply", "ingest", "verify"):
-        value = report.to_json().get(stage)
+        value = document.get(stage)
         if value is not None:
             result[stage] = value
     if diff:
