@@ -129,11 +129,17 @@ def _items(body: JsonObject) -> list[tuple[str, JsonObject]]:
 
 
 def write_record(
-    client: Elasticsearch, index: str, field: str, record: EncoderRecord, spec: BulkSpec
+    client: Elasticsearch,
+    index: str,
+    field: str,
+    record: EncoderRecord,
+    spec: BulkSpec,
+    current: IndexMeta | None = None,
 ) -> None:
     """Set ``_meta.provision_encoders.<field>`` on every concrete index behind ``index``, keeping every
-    other ``_meta`` key (read, merge, ``PUT _mapping``)."""
-    current = read_meta(client, index, spec)
+    other ``_meta`` key (read unless ``current`` is what was just read, merge, ``PUT _mapping``)."""
+    if current is None:
+        current = read_meta(client, index, spec)
     targets = current.metas or {index: {}}
     for name, meta in targets.items():
         merged: JsonObject = dict(meta)
@@ -261,7 +267,7 @@ class EncoderGuard:
         )
         if decision.write is not None:
             if meta.exists:
-                write_record(self.client, self.index, self.field, decision.write, self.spec)
+                write_record(self.client, self.index, self.field, decision.write, self.spec, meta)
             else:
                 self._later = decision.write
         return decision
