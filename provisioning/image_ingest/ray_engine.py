@@ -395,44 +395,28 @@ def run_load(
     connect_ray(address)
     started = time.perf_counter()
     with _data_context(ray):
-        _load_rows(ray, name, job, sink, files, report, full=full, progress=progress, started=started)
-    report.elapsed_s = time.perf_counter() - started
-
-
-def _load_rows(
-    ray: Any,
-    name: str,
-    job: IngestSpec,
-    sink: Sink,
-    files: Sequence[Path],
-    report: JobReport,
-    *,
-    full: bool,
-    progress: Progress | None,
-    started: float,
-) -> None:
-    dataset = ray.data.read_parquet([str(path) for path in files], columns=list(_shard_columns()))
-    dataset = dataset.map_batches(
-        ray_stages.from_shard,
-        fn_kwargs={"sink": sink, "full": full},
-        batch_size=SHARD_BATCH,
-        batch_format="numpy",
-        num_cpus=1,
-    )
-    dataset = _dedup(ray, dataset, prune=False)
-    dataset = _write(ray, dataset, job, sink, job.bulk.chunk_size)
-    tally = _Tally(name, job, sink, report, progress)
-    tally.started = started
-
-    if progress is not None:
-        progress.start(name, None)
-    try:
-        for batch in _batches(dataset):
-            report.scanned += len(batch["state"])
-            tally.add(batch)
-    finally:
+        dataset = ray.data.read_parquet([str(path) for path in files], columns=list(_shard_columns()))
+        dataset = dataset.map_batches(
+            ray_stages.from_shard,
+            fn_kwargs={"sink": sink, "full": full},
+            batch_size=SHARD_BATCH,
+            batch_format="numpy",
+            num_cpus=1,
+        )
+        dataset = _dedup(ray, dataset, prune=False)
+        dataset = _write(ray, dataset, job, sink, job.bulk.chunk_size)
+        tally = _Tally(name, job, sink, report, progress)
+        tally.started = started
         if progress is not None:
-            progress.finish()
+            progress.start(name, None)
+        try:
+            for batch in _batches(dataset):
+                report.scanned += len(batch["state"])
+                tally.add(batch)
+        finally:
+            if progress is not None:
+                progress.finish()
+    report.elapsed_s = time.perf_counter() - started
 
 
 def _batches(dataset: Any) -> Iterator[dict[str, Any]]:
